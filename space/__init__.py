@@ -1,0 +1,36 @@
+"""What is searched: genotype, task, plan, BNN layers, network builder, presets, sampling.
+
+space/ imports neither evaluators/ nor search/, and imports torch only in the builder and
+layer modules (loaded lazily here), so planning stays cheap and torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from space.genotype import CHOICES, NUM_STAGES, Genotype
+from space.plan import LayerSpec, Plan, Tap, make_plan
+from space.presets import PRESETS, get_preset, preset_of
+from space.task import FASHION_MNIST, IMAGENET, Task
+
+if TYPE_CHECKING:
+    from space.builder import build as build
+    from space.sampling import sample as sample
+
+__all__ = [
+    "CHOICES", "NUM_STAGES", "Genotype", "LayerSpec", "Plan", "Tap", "make_plan", "PRESETS",
+    "get_preset", "preset_of", "Task", "IMAGENET", "FASHION_MNIST", "build", "sample",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # torch-heavy and optuna-facing entry points load on first use.
+    if name == "build":
+        from space.builder import build
+
+        return build
+    if name == "sample":
+        from space.sampling import sample
+
+        return sample
+    raise AttributeError(f"module 'space' has no attribute {name!r}")

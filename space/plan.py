@@ -1,0 +1,500 @@
+"""Plan: the ordered layer specs of one genotype on one task.
+
+The plan is the single source of truth shared by the network builder (space/builder.py) and
+the energy model (evaluators/energy). Each :class:`LayerSpec` is one module of the built network
+whose output shape is ``spec.out_shape`` (batch dimension excluded). Layers read the outputs of
+earlier layers through :class:`Tap` s (a channel range of a named producer), so the plan is a small
+DAG: main input first, then the residual of a join, if any.
+
+Conventions
+-----------
+- A *binary* map has ``bits == 1`` and ``slices == k`` and is shaped ``(k, C, H, W)``; a *real*
+  map has ``bits == 32``, ``slices == 1`` and is shaped ``(C, H, W)``.
+- ``src_bits`` / ``src_slices`` describe the map a layer reads from memory; ``in_bits`` /
+  ``in_slices`` the operand that reaches its convolution. A Bi-Real conv reads a 32-bit map
+  (``src_bits=32``) and binarizes it on the fly (``in_bits=1``).
+- ``groups`` counts over the flattened ``in_slices * c_in`` operand channels, so a multi-slice
+  conv has ``groups == in_slices`` and the same MACs as a single-slice one.
+- MACs of layers with weights are BOPs when both ``w_bits`` and ``in_bits`` are 1, else FLOPs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from space.genotype import BASE_WIDTHS, NUM_STAGES, Genotype
+from space.task import Task
+
+REAL_BITS = 32
+INPUT = "input"  # name of the image that feeds the first layer
+
+LAYER_KINDS = ("conv", "binconv", "las", "binarize", "pool", "shuffle", "head", "fc")
+JOINS = ("none", "xnor", "or", "add", "add_mean")
+
+
+@dataclass(frozen=True)
+class Tap:
+    """Channels ``lo:hi`` of the output of layer ``src`` (``hi=None``: up to the end)."""
+
+    src: str
+    lo: int = 0
+    hi: int | None = None
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a plan. Processing order inside a layer::
+
+        pre_pool -> binarize operand (if src real and in_bits == 1) -> conv -> post_pool
+        -> BN (norm) -> add / add_mean join -> act -> binarize output (if out_bits == 1)
+        -> xnor / or join
+
+    ``pool``, ``shuffle``, ``head`` and ``fc`` layers use the fields that apply to them.
+    """
+
+    name: str
+    kind: str
+    stage: int  # 0 stem, 1..4 stages, 5 head
+    block: int  # block index inside the stage, -1 outside blocks
+    inputs: tuple[Tap, ...]
+    c_in: int  # channels per slice of the operand
+    c_out: int
+    h_in: int
+    w_in: int
+    h_out: int
+    w_out: int
+    kernel: int = 1
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    padding_mode: str = "zeros"  # binary convs pad with 'replicate' so padding stays +-1
+    src_bits: int = REAL_BITS
+    src_slices: int = 1
+    in_bits: int = REAL_BITS
+    in_slices: int = 1
+    w_bits: int = 0  # 0: the layer has no weights
+    out_bits: int = REAL_BITS
+    out_slices: int = 1
+    pre_pool: str = "none"  # 'avg2'
+    post_pool: str = "none"  # 'max2'
+    norm: bool = False
+    join: str = "none"
+    act: str = "none"  # 'prelu' | 'rprelu'
+    binarizer: str = "sign"  # 'sign' | 'rsign' (learnable per-channel thresholds)
+    macs: int = 0
+    params: int = 0  # weights (binary when w_bits == 1)
+    aux_params: int = 0  # real per-channel parameters: BN affine, biases, thresholds, PReLU
+    role: str = ""  # human label: 'stem', 'conv1', 'conv2', 'downsample', ...
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        if self.kind in ("head", "fc"):
+            return (self.c_out,)
+        if self.out_bits == 1:
+            return (self.out_slices, self.c_out, self.h_out, self.w_out)
+        return (self.c_out, self.h_out, self.w_out)
+
+    @property
+    def is_binary_conv(self) -> bool:
+        return self.w_bits == 1 and self.in_bits == 1
+
+    @property
+    def bops(self) -> int:
+        return self.macs if self.is_binary_conv else 0
+
+    @property
+    def flops(self) -> int:
+        return 0 if self.is_binary_conv else self.macs
+
+    @property
+    def out_elements(self) -> int:
+        """Values in the output map (slices counted), one image."""
+        n = 1
+        for d in self.out_shape:
+            n *= d
+        return n
+
+    @property
+    def out_bits_total(self) -> int:
+        return self.out_elements * self.out_bits
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The layers of ``genotype`` instantiated for ``task``."""
+
+    genotype: Genotype
+    task: Task
+    layers: tuple[LayerSpec, ...]
+    widths: tuple[int, ...]
+    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index.update({layer.name: i for i, layer in enumerate(self.layers)})
+
+    def __iter__(self) -> Iterator[LayerSpec]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, name: str) -> LayerSpec:
+        return self.layers[self._index[name]]
+
+    @property
+    def sign_grad(self) -> str:
+        return self.genotype.sign_grad
+
+    def totals(self) -> dict[str, int | float]:
+        """Operation and parameter counts of one inference (one image).
+
+        ``ops = flops + bops / 64`` (the BNN literature's convention); ``size_bits`` counts
+        binary weights at 1 bit and every real parameter at 32 bits.
+        """
+        bops = sum(layer.bops for layer in self.layers)
+        flops = sum(layer.flops for layer in self.layers)
+        params_binary = sum(layer.params for layer in self.layers if layer.w_bits == 1)
+        params_real = sum(
+            (layer.params if layer.w_bits > 1 else 0) + layer.aux_params for layer in self.layers
+        )
+        return {
+            "bops": bops,
+            "flops": flops,
+            "ops": flops + bops / 64,
+            "params_binary": params_binary,
+            "params_real": params_real,
+            "size_bits": params_binary + REAL_BITS * params_real,
+        }
+
+    def describe(self) -> str:
+        """A fixed-width table of the layers and the totals, for terminals and logs."""
+        head = f"{'layer':<24}{'kind':<9}{'in':>16}{'out':>18} {'k':>2} {'s':>2} {'g':>3} {'W/A/F':>9}{'MACs':>13}"
+        lines = [head, "-" * len(head)]
+        for s in self.layers:
+            src = f"{s.src_slices}x{s.c_in}x{s.h_in}x{s.w_in}" if s.src_bits == 1 else f"{s.c_in}x{s.h_in}x{s.w_in}"
+            out = "x".join(str(d) for d in s.out_shape)
+            wbits = s.w_bits if s.w_bits else "-"
+            bits = f"{wbits}/{s.in_bits}/{s.out_bits * s.out_slices}"
+            lines.append(
+                f"{s.name:<24}{s.kind:<9}{src:>16}{out:>18} {s.kernel:>2} {s.stride:>2} {s.groups:>3} {bits:>9}{s.macs:>13,}"
+            )
+        t = self.totals()
+        lines.append("-" * len(head))
+        lines.append(
+            f"BOPs {t['bops']:.4g}  FLOPs {t['flops']:.4g}  OPs {t['ops']:.4g}  "
+            f"params binary {t['params_binary']:,} real {t['params_real']:,}  size {t['size_bits'] / 8 / 2**20:.2f} MiB"
+        )
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- planning
+@dataclass(frozen=True)
+class _Map:
+    """A feature map flowing between layers: where it comes from and what it holds."""
+
+    tap: Tap
+    bits: int
+    slices: int
+    channels: int
+    h: int
+    w: int
+
+    @property
+    def binary(self) -> bool:
+        return self.bits == 1
+
+
+def round_channels(value: float, divisor: int = 8) -> int:
+    """Nearest multiple of ``divisor`` (at least ``divisor``): keeps every k in {1,2,4,8} legal."""
+    return max(divisor, int(value / divisor + 0.5) * divisor)
+
+
+def stage_widths(genotype: Genotype, task: Task) -> tuple[int, ...]:
+    scale = genotype.width_mult * task.width_mult
+    return tuple(round_channels(base * scale) for base in BASE_WIDTHS)
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pool2(size: int) -> int:
+    return -(-size // 2)  # 2x2 pools run with ceil_mode, matching a stride-2 conv's output size
+
+
+class _Planner:
+    def __init__(self, genotype: Genotype, task: Task) -> None:
+        self.g = genotype
+        self.task = task
+        self.widths = stage_widths(genotype, task)
+        self.layers: list[LayerSpec] = []
+
+    # ------------------------------------------------------------------ helpers
+    def add(self, spec: LayerSpec) -> _Map:
+        self.layers.append(spec)
+        slices = spec.out_slices if spec.out_bits == 1 else 1
+        return _Map(Tap(spec.name), spec.out_bits, slices, spec.c_out, spec.h_out, spec.w_out)
+
+    def conv(
+        self,
+        name: str,
+        src: _Map,
+        c_out: int,
+        *,
+        stage: int,
+        block: int,
+        role: str,
+        kernel: int,
+        stride: int = 1,
+        dilation: int = 1,
+        binary_weights: bool,
+        binarize_input: bool,
+        k: int,
+        grouped: bool,
+        out_binary: bool,
+        binarizer: str = "sign",
+        residual: _Map | None = None,
+        join: str = "none",
+        act: str = "none",
+        pre_pool: str = "none",
+        post_pool: str = "none",
+    ) -> _Map:
+        """Add one convolution layer; see LayerSpec for the processing order.
+
+        A binary source is used as it is (its own slice count); a real source is binarized
+        with ``k`` slices when ``binarize_input``. ``grouped`` makes a multi-slice conv
+        (groups = operand slices), otherwise the slices are flattened into one group.
+        """
+        if src.binary:
+            in_bits, in_slices = 1, src.slices
+        elif binarize_input:
+            in_bits, in_slices = 1, k
+        else:
+            in_bits, in_slices = REAL_BITS, 1
+        if pre_pool != "none":  # pooling ±1 values makes them real
+            in_bits = REAL_BITS if not binarize_input else in_bits
+        padding = dilation * (kernel // 2)
+        h_in, w_in = (_pool2(src.h), _pool2(src.w)) if pre_pool != "none" else (src.h, src.w)
+        h_conv = _conv_out(h_in, kernel, stride, padding, dilation)
+        w_conv = _conv_out(w_in, kernel, stride, padding, dilation)
+        h_out, w_out = (_pool2(h_conv), _pool2(w_conv)) if post_pool != "none" else (h_conv, w_conv)
+        groups = in_slices if grouped else 1
+        flat_in = in_slices * src.channels
+        weights = kernel * kernel * (flat_in // groups) * c_out
+        out_slices = k if out_binary else 1
+        aux = 2 * c_out  # BN affine
+        if join == "add_mean":
+            aux += 2 * c_out  # BN of the mean-over-slices branch
+        if act == "rprelu":
+            aux += 3 * c_out  # shift before, slope, shift after
+        if binarizer == "rsign" and (out_binary or (in_bits == 1 and not src.binary)):
+            aux += c_out if out_binary else src.channels
+        inputs = (src.tap,) if residual is None else (src.tap, residual.tap)
+        return self.add(
+            LayerSpec(
+                name=name,
+                kind="binconv" if binary_weights else "conv",
+                stage=stage,
+                block=block,
+                inputs=inputs,
+                c_in=src.channels,
+                c_out=c_out,
+                h_in=src.h,
+                w_in=src.w,
+                h_out=h_out,
+                w_out=w_out,
+                kernel=kernel,
+                stride=stride,
+                padding=padding,
+                dilation=dilation,
+                groups=groups,
+                padding_mode="replicate" if binary_weights and in_bits == 1 else "zeros",
+                src_bits=src.bits,
+                src_slices=src.slices,
+                in_bits=in_bits,
+                in_slices=in_slices,
+                w_bits=1 if binary_weights else REAL_BITS,
+                out_bits=1 if out_binary else REAL_BITS,
+                out_slices=out_slices,
+                pre_pool=pre_pool,
+                post_pool=post_pool,
+                norm=True,
+                join=join,
+                act=act,
+                binarizer=binarizer,
+                macs=h_conv * w_conv * kernel * kernel * (flat_in // groups) * c_out,
+                params=weights,
+                aux_params=aux,
+                role=role,
+            )
+        )
+
+    # ------------------------------------------------------------------ stem
+    def stem(self) -> _Map:
+        t, c = self.task, self.widths[0]
+        image = _Map(Tap(INPUT), REAL_BITS, 1, t.in_channels, t.input_size, t.input_size)
+        if t.stem == "imagenet":
+            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=7, stride=2,
+                          binary_weights=False, binarize_input=False, k=1, grouped=False, out_binary=False)
+            h = _conv_out(x.h, 3, 2, 1)
+            w = _conv_out(x.w, 3, 2, 1)
+            x = self.add(LayerSpec(
+                name="stem.pool", kind="pool", stage=0, block=-1, inputs=(x.tap,), c_in=c, c_out=c,
+                h_in=x.h, w_in=x.w, h_out=h, w_out=w, kernel=3, stride=2, padding=1, role="stem pool",
+            ))
+        else:
+            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=3, stride=1,
+                          binary_weights=False, binarize_input=False, k=1, grouped=False, out_binary=False)
+        return self.stem_binarization(x)
+
+    def stem_binarization(self, x: _Map) -> _Map:
+        """How the stem's real output enters stage 1.
+
+        Binary stage 1: BN -> multi-slice sign (``plain``), the same with learnable thresholds
+        (``rsign``), or LAS -> multi-slice sign (``las``). A 32-bit stage 1 keeps the real map:
+        ``las`` still adds its learned shift (a real output), ``rsign`` makes stage 1's first
+        conv binarize with learnable thresholds, ``plain`` adds nothing.
+        """
+        g, k = self.g, self.g.slices[0]
+        binary = g.shortcut[0] == "binary"
+        if g.stem == "las":
+            c = x.channels
+            return self.add(LayerSpec(
+                name="stem.las", kind="las", stage=0, block=-1, inputs=(x.tap,), c_in=c, c_out=c,
+                h_in=x.h, w_in=x.w, h_out=x.h, w_out=x.w, kernel=3, padding=1, groups=c,
+                w_bits=REAL_BITS, out_bits=1 if binary else REAL_BITS, out_slices=k if binary else 1,
+                norm=True, macs=x.h * x.w * 9 * c, params=9 * c, aux_params=3 * 2 * c, role="LAS",
+            ))
+        if not binary:
+            return x
+        c = x.channels
+        return self.add(LayerSpec(
+            name="stem.binarize", kind="binarize", stage=0, block=-1, inputs=(x.tap,), c_in=c, c_out=c,
+            h_in=x.h, w_in=x.w, h_out=x.h, w_out=x.w, out_bits=1, out_slices=k, norm=True,
+            binarizer=g.stem if g.stem == "rsign" else "sign",
+            aux_params=2 * c + (c if g.stem == "rsign" else 0), role="stem binarization",
+        ))
+
+    # ------------------------------------------------------------------ stages
+    def stage(self, s: int, x: _Map) -> _Map:
+        g = self.g
+        c, k = self.widths[s], g.slices[s]
+        binary = g.shortcut[s] == "binary"
+        reuse = g.feature_reuse[s]
+        rprelu = g.extras[s] == "rprelu"
+        binarizer = "rsign" if rprelu else "sign"
+        act = "rprelu" if rprelu else "none"
+        dilated = g.dilated_last and s == NUM_STAGES - 1
+        stride = 1 if s == 0 or dilated else 2
+        n_blocks = g.blocks[s]
+        for b in range(n_blocks):
+            prefix = f"stage{s + 1}.block{b}"
+            last_in_net = s == NUM_STAGES - 1 and b == n_blocks - 1
+            dilation = 2 if dilated and b > 0 else 1
+            conv_stride = stride if b == 0 else 1
+            if b == 0:
+                main = x
+                # Every stage transition has a projection branch (also a dilated stage 4 whose
+                # stored width happens to match); the stem already emits stage 1's format.
+                r = self.downsample(f"{prefix}.down", x, c, k, s, binary, stride, binarizer) if s > 0 else x
+                passthrough = r
+            elif reuse:
+                half = x.channels // 2
+                main = replace(x, tap=Tap(x.tap.src, 0, half), channels=half)
+                r = main
+                passthrough = replace(x, tap=Tap(x.tap.src, half, x.channels), channels=x.channels - half)
+            else:
+                main = r = passthrough = x
+            common = dict(stage=s + 1, block=b, kernel=3, dilation=dilation, binary_weights=True,
+                          binarize_input=True, k=k, grouped=True, binarizer=binarizer, act=act)
+            # Stage 1's first conv takes the stem's learnable thresholds in a 32-bit design.
+            first_binarizer = "rsign" if (s == 0 and b == 0 and g.stem == "rsign" and not binary) else binarizer
+            if binary:
+                h = self.conv(f"{prefix}.conv1", main, c, role="conv1", stride=conv_stride,
+                              out_binary=True, residual=r, join="xnor", **{**common, "binarizer": first_binarizer})
+                if last_in_net:
+                    # BoolNet's exit: a 32-bit sum of the last conv and the slice-mean of h.
+                    out = self.conv(f"{prefix}.conv2", h, c, role="conv2", out_binary=False,
+                                    residual=h, join="add_mean", **common)
+                else:
+                    out = self.conv(f"{prefix}.conv2", h, c, role="conv2", out_binary=True,
+                                    residual=r, join="or", **common)
+            elif g.placement[s] == "per_conv":
+                h = self.conv(f"{prefix}.conv1", main, c, role="conv1", stride=conv_stride,
+                              out_binary=False, residual=r, join="add", **{**common, "binarizer": first_binarizer})
+                out = self.conv(f"{prefix}.conv2", h, c, role="conv2", out_binary=False,
+                                residual=h, join="add", **common)
+            else:  # per_block: one 32-bit shortcut around the pair; h is binarized once, stored as k bits
+                h = self.conv(f"{prefix}.conv1", main, c, role="conv1", stride=conv_stride,
+                              out_binary=True, **{**common, "binarizer": first_binarizer})
+                out = self.conv(f"{prefix}.conv2", h, c, role="conv2", out_binary=False,
+                                residual=r, join="add", **common)
+            if reuse and not last_in_net:
+                # The last block drops the pass-through half: the head sees c channels, as in
+                # the released BoolNet (its FC is 512 -> classes).
+                out = self.shuffle(f"{prefix}.shuffle", out, passthrough, s + 1, b)
+            x = out
+        return x
+
+    def downsample(self, name: str, x: _Map, c: int, k: int, s: int, binary: bool, stride: int,
+                   binarizer: str) -> _Map:
+        """The shortcut projection of a stage's first block; its output has the stage's format.
+
+        ``binary_maxpool``: binary 1x1 conv over all slices of the input (groups 1) at input
+        resolution -> 2x2 max-pool -> BN. ``fp32_avgpool``: 2x2 avg-pool -> real 1x1 conv -> BN.
+        ``strided``: a 1x1 conv with the stride, binary in binary stages, real in 32-bit ones.
+        In a dilated stage (stride 1) the pooling is dropped. A binary stage then binarizes the
+        result with its own k; a 32-bit stage keeps it real.
+        """
+        variant = self.g.downsample[s - 1]
+        pooled = stride == 2
+        common = dict(stage=s + 1, block=0, role="downsample", kernel=1, k=k, grouped=False,
+                      out_binary=binary, binarizer=binarizer)
+        if variant == "binary_maxpool":
+            return self.conv(name, x, c, binary_weights=True, binarize_input=True,
+                             post_pool="max2" if pooled else "none", **common)
+        if variant == "fp32_avgpool":
+            return self.conv(name, x, c, binary_weights=False, binarize_input=False,
+                             pre_pool="avg2" if pooled else "none", **common)
+        return self.conv(name, x, c, stride=stride, binary_weights=binary, binarize_input=binary, **common)
+
+    def shuffle(self, name: str, a: _Map, b: _Map, stage: int, block: int) -> _Map:
+        """Concatenate the block output with the pass-through half and interleave (2 groups)."""
+        return self.add(LayerSpec(
+            name=name, kind="shuffle", stage=stage, block=block, inputs=(a.tap, b.tap),
+            c_in=a.channels + b.channels, c_out=a.channels + b.channels, h_in=a.h, w_in=a.w,
+            h_out=a.h, w_out=a.w, src_bits=a.bits, src_slices=a.slices, in_bits=a.bits,
+            in_slices=a.slices, out_bits=a.bits, out_slices=a.slices, role="feature reuse",
+        ))
+
+    # ------------------------------------------------------------------ head
+    def head(self, x: _Map) -> None:
+        c, classes = x.channels, self.task.num_classes
+        pooled = self.add(LayerSpec(
+            name="head.pool", kind="head", stage=NUM_STAGES + 1, block=-1, inputs=(x.tap,), c_in=c,
+            c_out=c, h_in=x.h, w_in=x.w, h_out=1, w_out=1, act="prelu", aux_params=c,
+            role="PReLU + global average pool",
+        ))
+        self.add(LayerSpec(
+            name="head.fc", kind="fc", stage=NUM_STAGES + 1, block=-1, inputs=(pooled.tap,), c_in=c,
+            c_out=classes, h_in=1, w_in=1, h_out=1, w_out=1, w_bits=REAL_BITS, macs=c * classes,
+            params=c * classes, aux_params=classes, role="classifier",
+        ))
+
+
+def make_plan(genotype: Genotype, task: Task) -> Plan:
+    """Instantiate ``genotype`` for ``task``: the ordered layer specs of the network."""
+    planner = _Planner(genotype, task)
+    x = planner.stem()
+    for s in range(NUM_STAGES):
+        x = planner.stage(s, x)
+    planner.head(x)
+    return Plan(genotype=genotype, task=task, layers=tuple(planner.layers), widths=planner.widths)
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    """Totals plus a few structural facts, JSON-friendly."""
+    return {**plan.totals(), "layers": len(plan.layers), "widths": list(plan.widths)}
