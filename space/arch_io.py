@@ -1,0 +1,68 @@
+"""Reading and writing architecture files: a preset name or a YAML path -> Genotype.
+
+An arch YAML is either a bare genotype mapping, or a mapping with a ``genotype`` key (the
+format ``boolnas-export`` writes, which adds measured metrics and a training command).
+YAML is read with the safe loader only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from space.genotype import Genotype
+from space.presets import PRESETS, get_preset
+
+
+class ArchError(ValueError):
+    """An architecture reference that cannot be resolved; the message says what to fix."""
+
+
+def load_arch(ref: str) -> tuple[str, Genotype]:
+    """Resolve ``ref`` (a preset name or a path to an arch YAML) to ``(name, genotype)``."""
+    if ref in PRESETS:
+        return ref, get_preset(ref)
+    path = Path(ref)
+    looks_like_path = path.suffix in (".yaml", ".yml") or os.sep in ref
+    if not looks_like_path:
+        raise ArchError(f"unknown preset {ref!r}; use one of {list(PRESETS)} or a path to an arch YAML file")
+    if not path.is_file():
+        raise ArchError(f"arch file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ArchError(f"arch file {str(path)!r} is not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArchError(f"arch file {str(path)!r} cannot be read: {exc}") from None
+    if isinstance(data, dict) and "genotype" in data:
+        data = data["genotype"]
+    if not isinstance(data, dict):
+        raise ArchError(
+            f"arch file {str(path)!r} must hold a mapping of genotype fields "
+            f"(or a mapping with a 'genotype' key), got {type(data).__name__}"
+        )
+    try:
+        genotype = Genotype.from_dict(data)
+    except ValueError as exc:
+        raise ArchError(f"arch file {str(path)!r}: {exc}") from None
+    return path.stem, genotype
+
+
+def dump_arch(path: str | Path, genotype: Genotype, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``genotype`` (plus ``extra`` top-level keys) to ``path`` atomically."""
+    path = Path(path)
+    payload: dict[str, Any] = {"genotype": genotype.to_dict(), **(extra or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            yaml.safe_dump(payload, fh, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
