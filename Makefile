@@ -1,0 +1,51 @@
+# boolnas: common jobs. Every target sets up what it needs first.
+#   make search     set up, then run the main job
+#   make test       set up, then run the test suite
+#   make bench      run the benchmarks (ratios measured side by side)
+#   make lint       ruff
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Debian packages the tests and the default data need; installed when apt-get is available
+# and we are root (CI, fresh machines). Elsewhere install them yourself or skip.
+DEB_PACKAGES := dataset-fashion-mnist
+
+.PHONY: setup system-deps search test test-all bench lint clean
+
+setup: $(STAMP) system-deps
+
+# torch is pinned through constraints.txt (the CPU build on local disk on our machines);
+# installing the package elsewhere without it gives a normal torch.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "warning: Debian packages missing:$$missing (install them with apt-get)" >&2; \
+	  fi; \
+	fi
+
+search: setup
+	$(BIN)/boolnas-plan arch=all task=imagenet
+
+test: setup
+	$(BIN)/pytest -q
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lint: setup
+	$(BIN)/ruff check space evaluators search tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,51 @@
+"""boolnas-plan: the layer plan and op counts of presets or arch files, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from search.cli_support import CONF_DIR, guarded
+from space import PRESETS, Task, make_plan
+from space.arch_io import load_arch
+
+FORMATS = ("table", "json")
+
+
+def resolve_archs(ref: str) -> list[tuple[str, Any]]:
+    """``all`` -> every preset; otherwise one preset name or arch YAML path."""
+    refs = list(PRESETS) if ref == "all" else [ref]
+    return [load_arch(r) for r in refs]
+
+
+def _run(cfg: DictConfig) -> None:
+    if cfg.format not in FORMATS:
+        raise ValueError(f"format={cfg.format!r} is not supported; use one of {list(FORMATS)}")
+    task = Task.from_dict(OmegaConf.to_container(cfg.task, resolve=True))
+    results = []
+    for name, genotype in resolve_archs(str(cfg.arch)):
+        plan = make_plan(genotype, task)
+        if cfg.format == "table":
+            print(f"== {name} on {task.input_size}x{task.input_size}x{task.in_channels}, "
+                  f"{task.num_classes} classes (key {genotype.key()})")
+            print(plan.describe())
+            print()
+        else:
+            results.append({"arch": name, "key": genotype.key(), "genotype": genotype.to_dict(),
+                            **plan.totals(), "widths": list(plan.widths), "layers": len(plan)})
+    if cfg.format == "json":
+        json.dump(results if cfg.arch == "all" else results[0], sys.stdout)
+        print()
+
+
+@hydra.main(config_path=CONF_DIR, config_name="plan_cli", version_base=None)
+def main(cfg: DictConfig) -> None:
+    guarded(_run, cfg)
+
+
+if __name__ == "__main__":
+    main()
