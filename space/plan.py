@@ -21,8 +21,8 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from space.genotype import BASE_WIDTHS, NUM_STAGES, Genotype
 from space.task import Task
@@ -34,8 +34,7 @@ LAYER_KINDS = ("conv", "binconv", "las", "binarize", "pool", "shuffle", "head", 
 JOINS = ("none", "xnor", "or", "add", "add_mean")
 
 
-@dataclass(frozen=True)
-class Tap:
+class Tap(NamedTuple):
     """Channels ``lo:hi`` of the output of layer ``src`` (``hi=None``: up to the end)."""
 
     src: str
@@ -43,9 +42,10 @@ class Tap:
     hi: int | None = None
 
 
-@dataclass(frozen=True)
-class LayerSpec:
-    """One layer of a plan. Processing order inside a layer::
+class LayerSpec(NamedTuple):
+    """One layer of a plan (immutable; a NamedTuple because planning must be fast).
+
+    Processing order inside a layer::
 
         pre_pool -> binarize operand (if src real and in_bits == 1) -> conv -> post_pool
         -> BN (norm) -> add / add_mean join -> act -> binarize output (if out_bits == 1)
@@ -179,7 +179,8 @@ class Plan:
             wbits = s.w_bits if s.w_bits else "-"
             bits = f"{wbits}/{s.in_bits}/{s.out_bits * s.out_slices}"
             lines.append(
-                f"{s.name:<24}{s.kind:<9}{src:>16}{out:>18} {s.kernel:>2} {s.stride:>2} {s.groups:>3} {bits:>9}{s.macs:>13,}"
+                f"{s.name:<24}{s.kind:<9}{src:>16}{out:>18} {s.kernel:>2} {s.stride:>2} {s.groups:>3} "
+                f"{bits:>9}{s.macs:>13,}"
             )
         t = self.totals()
         lines.append("-" * len(head))
@@ -191,8 +192,7 @@ class Plan:
 
 
 # --------------------------------------------------------------------------- planning
-@dataclass(frozen=True)
-class _Map:
+class _Map(NamedTuple):
     """A feature map flowing between layers: where it comes from and what it holds."""
 
     tap: Tap
@@ -243,13 +243,12 @@ class _Planner:
         name: str,
         src: _Map,
         c_out: int,
-        *,
         stage: int,
         block: int,
         role: str,
         kernel: int,
-        stride: int = 1,
-        dilation: int = 1,
+        stride: int,
+        dilation: int,
         binary_weights: bool,
         binarize_input: bool,
         k: int,
@@ -337,7 +336,7 @@ class _Planner:
         t, c = self.task, self.widths[0]
         image = _Map(Tap(INPUT), REAL_BITS, 1, t.in_channels, t.input_size, t.input_size)
         if t.stem == "imagenet":
-            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=7, stride=2,
+            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=7, stride=2, dilation=1,
                           binary_weights=False, binarize_input=False, k=1, grouped=False, out_binary=False)
             h = _conv_out(x.h, 3, 2, 1)
             w = _conv_out(x.w, 3, 2, 1)
@@ -346,7 +345,7 @@ class _Planner:
                 h_in=x.h, w_in=x.w, h_out=h, w_out=w, kernel=3, stride=2, padding=1, role="stem pool",
             ))
         else:
-            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=3, stride=1,
+            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=3, stride=1, dilation=1,
                           binary_weights=False, binarize_input=False, k=1, grouped=False, out_binary=False)
         return self.stem_binarization(x)
 
@@ -380,6 +379,12 @@ class _Planner:
 
     # ------------------------------------------------------------------ stages
     def stage(self, s: int, x: _Map) -> _Map:
+        for b in range(self.g.blocks[s]):
+            x = self.block(s, b, x)
+        return x
+
+    def block(self, s: int, b: int, x: _Map) -> _Map:
+        """One basic block: two 3x3 convs with the stage's joins, plus the projection / reuse."""
         g = self.g
         c, k = self.widths[s], g.slices[s]
         binary = g.shortcut[s] == "binary"
@@ -388,56 +393,49 @@ class _Planner:
         binarizer = "rsign" if rprelu else "sign"
         act = "rprelu" if rprelu else "none"
         dilated = g.dilated_last and s == NUM_STAGES - 1
-        stride = 1 if s == 0 or dilated else 2
-        n_blocks = g.blocks[s]
-        for b in range(n_blocks):
-            prefix = f"stage{s + 1}.block{b}"
-            last_in_net = s == NUM_STAGES - 1 and b == n_blocks - 1
-            dilation = 2 if dilated and b > 0 else 1
-            conv_stride = stride if b == 0 else 1
-            if b == 0:
-                main = x
-                # Every stage transition has a projection branch (also a dilated stage 4 whose
-                # stored width happens to match); the stem already emits stage 1's format.
-                r = self.downsample(f"{prefix}.down", x, c, k, s, binary, stride, binarizer) if s > 0 else x
-                passthrough = r
-            elif reuse:
-                half = x.channels // 2
-                main = replace(x, tap=Tap(x.tap.src, 0, half), channels=half)
-                r = main
-                passthrough = replace(x, tap=Tap(x.tap.src, half, x.channels), channels=x.channels - half)
-            else:
-                main = r = passthrough = x
-            common = dict(stage=s + 1, block=b, kernel=3, dilation=dilation, binary_weights=True,
-                          binarize_input=True, k=k, grouped=True, binarizer=binarizer, act=act)
-            # Stage 1's first conv takes the stem's learnable thresholds in a 32-bit design.
-            first_binarizer = "rsign" if (s == 0 and b == 0 and g.stem == "rsign" and not binary) else binarizer
-            if binary:
-                h = self.conv(f"{prefix}.conv1", main, c, role="conv1", stride=conv_stride,
-                              out_binary=True, residual=r, join="xnor", **{**common, "binarizer": first_binarizer})
-                if last_in_net:
-                    # BoolNet's exit: a 32-bit sum of the last conv and the slice-mean of h.
-                    out = self.conv(f"{prefix}.conv2", h, c, role="conv2", out_binary=False,
-                                    residual=h, join="add_mean", **common)
-                else:
-                    out = self.conv(f"{prefix}.conv2", h, c, role="conv2", out_binary=True,
-                                    residual=r, join="or", **common)
-            elif g.placement[s] == "per_conv":
-                h = self.conv(f"{prefix}.conv1", main, c, role="conv1", stride=conv_stride,
-                              out_binary=False, residual=r, join="add", **{**common, "binarizer": first_binarizer})
-                out = self.conv(f"{prefix}.conv2", h, c, role="conv2", out_binary=False,
-                                residual=h, join="add", **common)
-            else:  # per_block: one 32-bit shortcut around the pair; h is binarized once, stored as k bits
-                h = self.conv(f"{prefix}.conv1", main, c, role="conv1", stride=conv_stride,
-                              out_binary=True, **{**common, "binarizer": first_binarizer})
-                out = self.conv(f"{prefix}.conv2", h, c, role="conv2", out_binary=False,
-                                residual=r, join="add", **common)
-            if reuse and not last_in_net:
-                # The last block drops the pass-through half: the head sees c channels, as in
-                # the released BoolNet (its FC is 512 -> classes).
-                out = self.shuffle(f"{prefix}.shuffle", out, passthrough, s + 1, b)
-            x = out
-        return x
+        stride = 1 if s == 0 or dilated or b > 0 else 2
+        dilation = 2 if dilated and b > 0 else 1
+        prefix = f"stage{s + 1}.block{b}"
+        last_in_net = s == NUM_STAGES - 1 and b == g.blocks[s] - 1
+        if b == 0:
+            main = x
+            # Every stage transition has a projection branch (also a dilated stage 4 whose
+            # stored width happens to match); the stem already emits stage 1's format.
+            r = self.downsample(f"{prefix}.down", x, c, k, s, binary, 1 if dilated else 2, binarizer) if s else x
+            passthrough = r
+        elif reuse:
+            half = x.channels // 2
+            main = r = x._replace(tap=Tap(x.tap.src, 0, half), channels=half)
+            passthrough = x._replace(tap=Tap(x.tap.src, half, x.channels), channels=x.channels - half)
+        else:
+            main = r = passthrough = x
+        # Stage 1's first conv takes the stem's learnable thresholds in a 32-bit design.
+        first_binarizer = "rsign" if (s == 0 and b == 0 and g.stem == "rsign" and not binary) else binarizer
+        stage = s + 1
+
+        def conv1(out_binary: bool, residual: _Map | None, join: str) -> _Map:
+            return self.conv(f"{prefix}.conv1", main, c, stage, b, "conv1", 3, stride, dilation, True, True, k,
+                             True, out_binary, first_binarizer, residual, join, act)
+
+        def conv2(h: _Map, out_binary: bool, residual: _Map | None, join: str) -> _Map:
+            return self.conv(f"{prefix}.conv2", h, c, stage, b, "conv2", 3, 1, dilation, True, True, k,
+                             True, out_binary, binarizer, residual, join, act)
+
+        if binary:
+            h = conv1(True, r, "xnor")
+            # BoolNet's exit is a 32-bit sum of the last conv and the slice-mean of h.
+            out = conv2(h, False, h, "add_mean") if last_in_net else conv2(h, True, r, "or")
+        elif g.placement[s] == "per_conv":
+            h = conv1(False, r, "add")
+            out = conv2(h, False, h, "add")
+        else:  # per_block: one 32-bit shortcut around the pair; h is binarized once, stored as k bits
+            h = conv1(True, None, "none")
+            out = conv2(h, False, r, "add")
+        if reuse and not last_in_net:
+            # The last block drops the pass-through half: the head sees c channels, as in
+            # the released BoolNet (its FC is 512 -> classes).
+            out = self.shuffle(f"{prefix}.shuffle", out, passthrough, stage, b)
+        return out
 
     def downsample(self, name: str, x: _Map, c: int, k: int, s: int, binary: bool, stride: int,
                    binarizer: str) -> _Map:
@@ -451,15 +449,16 @@ class _Planner:
         """
         variant = self.g.downsample[s - 1]
         pooled = stride == 2
-        common = dict(stage=s + 1, block=0, role="downsample", kernel=1, k=k, grouped=False,
-                      out_binary=binary, binarizer=binarizer)
         if variant == "binary_maxpool":
-            return self.conv(name, x, c, binary_weights=True, binarize_input=True,
-                             post_pool="max2" if pooled else "none", **common)
+            return self.conv(name, x, c, s + 1, 0, "downsample", 1, 1, 1, True, True, k, False, binary,
+                             binarizer, post_pool="max2" if pooled else "none")
+        # Real projections read a multi-slice map slice by slice (groups = k), as the released
+        # BoolNet code's real variant does, so k does not multiply their real MACs.
         if variant == "fp32_avgpool":
-            return self.conv(name, x, c, binary_weights=False, binarize_input=False,
-                             pre_pool="avg2" if pooled else "none", **common)
-        return self.conv(name, x, c, stride=stride, binary_weights=binary, binarize_input=binary, **common)
+            return self.conv(name, x, c, s + 1, 0, "downsample", 1, 1, 1, False, False, k, True, binary,
+                             binarizer, pre_pool="avg2" if pooled else "none")
+        return self.conv(name, x, c, s + 1, 0, "downsample", 1, stride, 1, binary, binary, k, not binary, binary,
+                         binarizer)
 
     def shuffle(self, name: str, a: _Map, b: _Map, stage: int, block: int) -> _Map:
         """Concatenate the block output with the pass-through half and interleave (2 groups)."""
