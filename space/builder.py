@@ -76,7 +76,7 @@ class ConvLayer(nn.Module):
             )
         # A real source is binarized here when the conv needs a binary operand.
         self.input_quantizer = (
-            _binarizer(s.binarizer, s.c_in, s.in_slices, sign_grad, s.name)
+            _binarizer(s.in_binarizer, s.c_in, s.in_slices, sign_grad, s.name)
             if s.src_bits == REAL_BITS and s.in_bits == 1 else None
         )
         if s.src_bits == REAL_BITS and s.in_bits == REAL_BITS and s.in_slices != 1:
@@ -113,7 +113,7 @@ class ConvLayer(nn.Module):
             raise PlanError(f"layer {s.name!r}: unknown act {s.act!r}")
         self.act: nn.Module | None = (RPReLU(s.c_out) if s.act == "rprelu"
                                       else nn.PReLU(s.c_out) if s.act == "prelu" else None)
-        self.output_quantizer = (_binarizer(s.binarizer, s.c_out, s.out_slices, sign_grad, s.name)
+        self.output_quantizer = (_binarizer(s.out_binarizer, s.c_out, s.out_slices, sign_grad, s.name)
                                  if s.out_bits == 1 else None)
         if s.join in ("xnor", "or") and s.out_bits != 1:
             raise PlanError(f"layer {s.name!r}: logic join {s.join!r} on a real output")
@@ -150,7 +150,7 @@ class LASLayer(nn.Module):
     def __init__(self, spec: LayerSpec, sign_grad: str) -> None:
         super().__init__()
         self.las = LAS(spec.c_in, spec.kernel, spec.padding, spec.dilation)
-        self.output_quantizer = (_binarizer(spec.binarizer, spec.c_out, spec.out_slices, sign_grad,
+        self.output_quantizer = (_binarizer(spec.out_binarizer, spec.c_out, spec.out_slices, sign_grad,
                                             spec.name) if spec.out_bits == 1 else None)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -164,7 +164,7 @@ class BinarizeLayer(nn.Module):
     def __init__(self, spec: LayerSpec, sign_grad: str) -> None:
         super().__init__()
         self.bn = nn.BatchNorm2d(spec.c_in) if spec.norm else None
-        self.quantizer = _binarizer(spec.binarizer, spec.c_in, spec.out_slices, sign_grad,
+        self.quantizer = _binarizer(spec.out_binarizer, spec.c_in, spec.out_slices, sign_grad,
                                     spec.name)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -83,7 +83,8 @@ class LayerSpec(NamedTuple):
     norm: bool = False
     join: str = "none"
     act: str = "none"  # 'prelu' | 'rprelu'
-    binarizer: str = "sign"  # 'sign' | 'rsign' (learnable per-channel thresholds)
+    in_binarizer: str = "sign"  # binarizes a real source into the operand: 'sign' | 'rsign' (learnable thresholds)
+    out_binarizer: str = "sign"  # binarizes the output when out_bits == 1
     macs: int = 0
     params: int = 0  # weights (binary when w_bits == 1)
     aux_params: int = 0  # real per-channel parameters: BN affine, biases, thresholds, PReLU
@@ -254,19 +255,22 @@ class _Planner:
         k: int,
         grouped: bool,
         out_binary: bool,
-        binarizer: str = "sign",
+        out_binarizer: str = "sign",
         residual: _Map | None = None,
         join: str = "none",
         act: str = "none",
         pre_pool: str = "none",
         post_pool: str = "none",
+        in_binarizer: str | None = None,
     ) -> _Map:
         """Add one convolution layer; see LayerSpec for the processing order.
 
         A binary source is used as it is (its own slice count); a real source is binarized
         with ``k`` slices when ``binarize_input``. ``grouped`` makes a multi-slice conv
         (groups = operand slices), otherwise the slices are flattened into one group.
+        ``in_binarizer`` defaults to ``out_binarizer`` (a stage uses one kind of sign).
         """
+        in_binarizer = in_binarizer or out_binarizer
         if src.binary:
             in_bits, in_slices = 1, src.slices
         elif binarize_input:
@@ -289,8 +293,10 @@ class _Planner:
             aux += 2 * c_out  # BN of the mean-over-slices branch
         if act == "rprelu":
             aux += 3 * c_out  # shift before, slope, shift after
-        if binarizer == "rsign" and (out_binary or (in_bits == 1 and not src.binary)):
-            aux += c_out if out_binary else src.channels
+        if out_binarizer == "rsign" and out_binary:
+            aux += c_out  # one threshold per output channel
+        if in_binarizer == "rsign" and binarize_input and not src.binary:
+            aux += src.channels
         inputs = (src.tap,) if residual is None else (src.tap, residual.tap)
         return self.add(
             LayerSpec(
@@ -323,7 +329,8 @@ class _Planner:
                 norm=True,
                 join=join,
                 act=act,
-                binarizer=binarizer,
+                in_binarizer=in_binarizer if (binarize_input and not src.binary) else "sign",
+                out_binarizer=out_binarizer if out_binary else "sign",
                 macs=h_conv * w_conv * kernel * kernel * (flat_in // groups) * c_out,
                 params=weights,
                 aux_params=aux,
@@ -373,7 +380,7 @@ class _Planner:
         return self.add(LayerSpec(
             name="stem.binarize", kind="binarize", stage=0, block=-1, inputs=(x.tap,), c_in=c, c_out=c,
             h_in=x.h, w_in=x.w, h_out=x.h, w_out=x.w, out_bits=1, out_slices=k, norm=True,
-            binarizer=g.stem if g.stem == "rsign" else "sign",
+            out_binarizer=g.stem if g.stem == "rsign" else "sign",
             aux_params=2 * c + (c if g.stem == "rsign" else 0), role="stem binarization",
         ))
 
@@ -415,7 +422,7 @@ class _Planner:
 
         def conv1(out_binary: bool, residual: _Map | None, join: str) -> _Map:
             return self.conv(f"{prefix}.conv1", main, c, stage, b, "conv1", 3, stride, dilation, True, True, k,
-                             True, out_binary, first_binarizer, residual, join, act)
+                             True, out_binary, binarizer, residual, join, act, in_binarizer=first_binarizer)
 
         def conv2(h: _Map, out_binary: bool, residual: _Map | None, join: str) -> _Map:
             return self.conv(f"{prefix}.conv2", h, c, stage, b, "conv2", 3, 1, dilation, True, True, k,

@@ -109,7 +109,7 @@ def test_random_genotypes_build_and_match_plan(genotype: Genotype) -> None:
     net = check_network(plan, batch=2)
     for spec in plan:
         n = sum(p.numel() for p in net.layer(spec.name).parameters())
-        assert n == spec.params + spec.aux_params + _known_rsign_gap(spec), spec.name
+        assert n == spec.params + spec.aux_params, spec.name
 
 
 # --------------------------------------------------------------------------- API
@@ -225,25 +225,11 @@ def test_parameter_counts_match_plan(name: str) -> None:
     assert _param_mismatches(make_plan(get_preset(name), SMALL)) == []
 
 
-def _known_rsign_gap(spec: LayerSpec) -> int:
-    """Thresholds the plan does not count (see the xfail below): a conv whose single
-    ``binarizer`` is rsign binarizes a real source (c_in thresholds) and its output (c_out);
-    plan.aux_params counts only the c_out ones."""
-    twice = (spec.kind in ("conv", "binconv") and spec.binarizer == "rsign"
-             and spec.src_bits == 32 and spec.in_bits == 1 and spec.out_bits == 1)
-    return spec.c_in if twice else 0
-
-
-# A 32-bit per_block stage with RSign (extras rprelu, or the rsign stem on stage 1) binarizes
-# both the real block input and conv1's output with the spec's single ``binarizer``; the plan
-# counts one set of thresholds (c_out) only. See the builder report.
+# A 32-bit per_block stage with RSign (extras rprelu) binarizes both the real block input and
+# conv1's output with learnable thresholds: c_in + c_out of them, all counted by the plan.
 RSIGN_TWICE = Genotype(shortcut="fp32", placement="per_block", extras="rprelu", width_mult=0.5)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan inconsistency: LayerSpec has one 'binarizer' for both the operand and the output "
-    "binarization; a conv that binarizes a real source and its output with rsign needs "
-    "c_in + c_out thresholds, plan.aux_params counts c_out only"))
 def test_parameter_counts_match_plan_when_rsign_binarizes_input_and_output() -> None:
     plan = make_plan(RSIGN_TWICE, SMALL)
     spec = plan["stage1.block0.conv1"]
@@ -261,3 +247,11 @@ def test_real_feature_maps_are_freed_after_last_use() -> None:
     assert set(freed) == {"input"} | {s.name for s in plan.layers[:-1]}
     with torch.no_grad():
         assert math.isfinite(float(net(torch.randn(2, 1, 28, 28)).sum()))
+
+
+def test_rsign_stem_on_a_32_bit_stage_only_thresholds_the_first_operand() -> None:
+    plan = make_plan(Genotype(shortcut="fp32", placement="per_block", stem="rsign", extras="none"), SMALL)
+    layer = build(plan).layer("stage1.block0.conv1")
+    assert isinstance(layer.input_quantizer, RSign)
+    assert not isinstance(layer.output_quantizer, RSign)
+    assert _param_mismatches(plan) == []
