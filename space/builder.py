@@ -341,9 +341,10 @@ class PlanNetwork(nn.Module):
         self.train()
         seen = 0
         try:
-            for x in batches:
-                self(x)
-                seen += 1
+            with torch.no_grad():
+                for x in batches:
+                    self(x)
+                    seen += 1
         finally:
             for m, t in temps:
                 m.set_temperature(t)

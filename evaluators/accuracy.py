@@ -1,0 +1,83 @@
+"""The accuracy objective: instantiate a genotype for the proxy task and train it.
+
+The proxy task follows the data (input size, channels, classes) with the budget's width and
+the small stem, so one genotype gets a cheap plan for training while the energy objective
+uses the target task's plan.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from evaluators.checkpoint import load_safe, save_atomic
+from evaluators.data import Dataset
+from evaluators.files import write_text_atomic
+from evaluators.training import Budget, TrainResult, train
+from space import Genotype, Task, make_plan
+from space.builder import PlanNetwork, build
+
+log = logging.getLogger(__name__)
+
+
+def proxy_task(data: Dataset, budget: Budget) -> Task:
+    """The task a genotype is trained on under ``budget``."""
+    return Task(input_size=budget.resolution or data.input_size, in_channels=data.channels, num_classes=data.num_classes,
+                width_mult=budget.width_mult, stem="imagenet" if (budget.resolution or data.input_size) >= 64 else "small")
+
+
+def build_for(genotype: Genotype, task: Task) -> PlanNetwork:
+    return build(make_plan(genotype, task))
+
+
+def train_genotype(genotype: Genotype, data: Dataset, budget: Budget, *, seed: int = 0,
+                   run_dir: str | Path | None = None, progress: bool = False) -> tuple[PlanNetwork, TrainResult]:
+    """Build ``genotype`` for the proxy task of ``budget`` and train it."""
+    task = proxy_task(data, budget)
+    data = data.resized(task.input_size)
+    torch.manual_seed(seed)  # weight init is part of the seeded run
+    model = build_for(genotype, task)
+    teacher = load_model(budget.kd_teacher) if budget.kd_teacher else None
+    result = train(model, data, budget, seed=seed, run_dir=run_dir, teacher=teacher, progress=progress)
+    return model, result
+
+
+def save_model(path: Path, model: PlanNetwork, genotype: Genotype, task: Task, metrics: dict[str, Any]) -> None:
+    """Weights plus what is needed to rebuild them; loadable with ``weights_only=True``."""
+    save_atomic({"genotype": genotype.to_dict(), "task": task.to_dict(), "metrics": metrics,
+                 "state_dict": model.state_dict()}, path)
+
+
+def load_model(path: str | Path) -> PlanNetwork:
+    """Rebuild and load a network saved by :func:`save_model` (e.g. a distillation teacher)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {path} does not exist (expected a model.pt from boolnas-train budget=full)")
+    blob = load_safe(path)
+    if not isinstance(blob, dict) or not {"genotype", "task", "state_dict"} <= set(blob):
+        raise ValueError(f"{path} is not a boolnas model file (expected keys genotype, task, state_dict)")
+    model = build_for(Genotype.from_dict(blob["genotype"]), Task.from_dict(blob["task"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+def training_curve_html(history: list[dict[str, float]], path: Path, title: str) -> Path | None:
+    """Interactive loss / validation-accuracy curve; skipped (None) where plotly is missing."""
+    try:
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+    except ImportError:
+        log.warning("plotly is not installed: no training curve written")
+        return None
+    epochs = [h["epoch"] for h in history]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=epochs, y=[h["loss"] for h in history], name="train loss"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=epochs, y=[h.get("val_accuracy") for h in history], name="val accuracy"),
+                  secondary_y=True)
+    fig.update_layout(title=title, xaxis_title="epoch")
+    fig.update_yaxes(title_text="loss", secondary_y=False)
+    fig.update_yaxes(title_text="accuracy", secondary_y=True)
+    return write_text_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))

@@ -1,0 +1,337 @@
+"""One training loop for every budget: proxy (search), full (final training), tiny (tests).
+
+Optimizer (Adam / RAdam), cosine schedule, gradient clipping, progressive weight binarization
+(temperature multiplied by ``decay`` every ``every`` steps), optional knowledge distillation
+from a teacher checkpoint, seeded, CPU by default and CUDA when present. A loss that becomes
+NaN / inf or exceeds ``diverge_loss`` ends the run early with ``diverged=True`` and the reason.
+Full runs checkpoint every epoch and resume from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluators.checkpoint import Checkpointer
+from evaluators.data import Dataset
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "radam")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training a candidate gets. Every default lives in conf/budget/*.yaml."""
+
+    name: str = "proxy"
+    epochs: int = 1
+    batch_size: int = 128
+    lr: float = 0.002
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    grad_clip: float | None = 2.5
+    train_subset: int | None = None  # training images used per epoch (None: all)
+    val_subset: int | None = None  # validation images scored (None: all)
+    width_mult: float = 1.0  # width of the proxy task's plan
+    resolution: int | None = None  # train and score at this input size (area-downsampled); None: native
+    progressive: bool = True  # progressive weight binarization
+    temperature_decay: float = 0.965
+    temperature_every: int = 0  # steps between decays; 0: spread 100 decays over the run
+    augment: bool = False  # random crop (pad 2) + horizontal flip
+    eval_test: bool = False  # score the official test split at the end (final reports only)
+    checkpoint: bool = False  # save every epoch and resume (full training)
+    bn_recalibration: int = 8  # training batches that re-estimate BN statistics with hard weights before eval
+    diverge_loss: float = 1e3  # a loss above this counts as diverged
+    kd_teacher: str | None = None  # checkpoint of a trained teacher (boolnas-train budget=full)
+    kd_weight: float = 1.0  # share of the soft (distillation) loss
+    kd_temperature: float = 1.0
+    device: str = "auto"
+    channels_last: bool = False
+    bf16: bool = False
+    num_threads: int = 0  # torch CPU threads; 0: torch's default
+    inject_nan_at_step: int | None = None  # testing aid: make the loss NaN at this step
+
+    def __post_init__(self) -> None:
+        def positive(name: str, value: Any, integer: bool = True) -> None:
+            kind = int if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+                what = "integer" if integer else "number"
+                raise ValueError(f"budget.{name} must be a positive {what}, got {value!r}")
+
+        for n in ("epochs", "batch_size"):
+            positive(n, getattr(self, n))
+        for n in ("lr", "width_mult", "temperature_decay", "kd_temperature", "diverge_loss"):
+            positive(n, getattr(self, n), integer=False)
+        if isinstance(self.bn_recalibration, bool) or not isinstance(self.bn_recalibration, int) \
+                or self.bn_recalibration < 0:
+            raise ValueError(f"budget.bn_recalibration must be a non-negative integer, got {self.bn_recalibration!r}")
+        for n in ("train_subset", "val_subset", "resolution"):
+            if getattr(self, n) is not None:
+                positive(n, getattr(self, n))
+        if self.grad_clip is not None:
+            positive("grad_clip", self.grad_clip, integer=False)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"budget.optimizer={self.optimizer!r} is unknown; use one of {list(OPTIMIZERS)}")
+        if self.device not in DEVICES:
+            raise ValueError(f"budget.device={self.device!r} is unknown; use one of {list(DEVICES)}")
+        if not 0 <= self.kd_weight <= 1:
+            raise ValueError(f"budget.kd_weight must lie in [0, 1], got {self.kd_weight!r}")
+        if self.temperature_every < 0 or self.weight_decay < 0 or self.num_threads < 0:
+            raise ValueError("budget.temperature_every, weight_decay and num_threads must not be negative")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Budget:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(k for k in data if k not in known)
+        if unknown:
+            raise ValueError(f"unknown budget field(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**dict(data))
+
+
+@dataclass
+class TrainResult:
+    """What a run measured. ``accuracy`` is validation accuracy, or test accuracy when measured."""
+
+    accuracy: float
+    val_accuracy: float
+    test_accuracy: float | None
+    epochs: int
+    steps: int
+    time_s: float
+    images_per_s: float
+    diverged: bool
+    diverged_reason: str | None = None
+    device: str = "cpu"
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self, with_history: bool = False) -> dict[str, Any]:
+        out = asdict(self)
+        if not with_history:
+            out.pop("history")
+        return out
+
+
+class Diverged(Exception):
+    """Raised inside the loop when the loss is no longer finite or explodes."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("budget.device=cuda but no CUDA device is available; use budget.device=cpu")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
+             bf16: bool = False) -> float:
+    """Top-1 accuracy of ``model`` (eval mode) on ``x``, ``y``."""
+    if len(y) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(y), batch_size * 2):
+        xb = x[i:i + batch_size * 2].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(xb)
+        correct += int((logits.argmax(1).cpu() == y[i:i + batch_size * 2]).sum())
+    model.train(was_training)
+    return correct / len(y)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random 2-pixel-shift crop and horizontal flip, per batch (cheap, on tensors)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
+    dy, dx = (int(v) for v in torch.randint(0, 5, (2,), generator=gen))
+    out = padded[:, :, dy:dy + h, dx:dx + w]
+    flip = torch.rand(n, generator=gen) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
+
+
+def _make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.Optimizer:
+    cls = torch.optim.Adam if budget.optimizer == "adam" else torch.optim.RAdam
+    return cls(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
+
+
+def train(
+    model: nn.Module,
+    data: Dataset,
+    budget: Budget,
+    *,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    teacher: nn.Module | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data`` under ``budget`` and score it.
+
+    ``run_dir`` (with ``budget.checkpoint``) holds the checkpoint that a restarted run resumes.
+    """
+    seed_everything(seed)
+    if budget.num_threads:
+        torch.set_num_threads(budget.num_threads)
+    device = resolve_device(budget.device)
+    model.to(device)
+    if budget.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if teacher is not None:
+        teacher.to(device).eval()
+    gen = torch.Generator().manual_seed(seed)
+    n_train = min(budget.train_subset or len(data.train_y), len(data.train_y))
+    steps_per_epoch = max(1, n_train // budget.batch_size)  # drop the ragged last batch
+    total_steps = steps_per_epoch * budget.epochs
+    every = budget.temperature_every or max(1, total_steps // 100)
+    optimizer = _make_optimizer(model, budget)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    checkpointer = Checkpointer(Path(run_dir)) if (budget.checkpoint and run_dir is not None) else None
+    start_epoch, step, history = 0, 0, []
+    if checkpointer is not None:
+        state = checkpointer.load()
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            start_epoch, step, history = int(state["epoch"]), int(state["step"]), list(state["history"])
+            gen.set_state(state["generator"])
+            log.info("resumed from %s at epoch %d (step %d)", checkpointer.path, start_epoch, step)
+    set_temperature = getattr(model, "set_weight_temperature", None)
+    bar = _progress_bar(total_steps, step, budget.name) if progress else None
+    diverged_reason: str | None = None
+    images = 0
+    started = time.perf_counter()
+    model.train()
+    try:
+        for epoch in range(start_epoch, budget.epochs):
+            order = torch.randperm(len(data.train_y), generator=gen)[:n_train]
+            epoch_loss = 0.0
+            for i in range(steps_per_epoch):
+                idx = order[i * budget.batch_size:(i + 1) * budget.batch_size]
+                xb, yb = data.train_x[idx], data.train_y[idx]
+                if budget.augment:
+                    xb = _augment(xb, gen)
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                if set_temperature is not None:
+                    set_temperature(budget.temperature_decay ** (step // every) if budget.progressive else 0.0)
+                loss = _step(model, teacher, xb, yb, budget, device)
+                if budget.inject_nan_at_step is not None and step == budget.inject_nan_at_step:
+                    loss = loss * float("nan")
+                value = float(loss.detach())
+                if not math.isfinite(value) or value > budget.diverge_loss:
+                    why = ("is not finite" if not math.isfinite(value)
+                           else f"exceeds diverge_loss={budget.diverge_loss:g}")
+                    raise Diverged(f"loss {value:.4g} {why} at step {step} (epoch {epoch + 1})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if budget.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), budget.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                images += len(yb)
+                epoch_loss += value
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+            record = {"epoch": epoch + 1, "step": step, "loss": epoch_loss / steps_per_epoch}
+            if budget.checkpoint or epoch + 1 == budget.epochs:
+                record["val_accuracy"] = _val_accuracy(model, data, budget, device)
+            history.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
+            if checkpointer is not None:
+                checkpointer.save({
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
+                    "history": history, "generator": gen.get_state(),
+                })
+    except Diverged as exc:
+        diverged_reason = str(exc)
+        log.warning("training diverged: %s", diverged_reason)
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - started
+    if diverged_reason is not None:
+        val_acc, test_acc = float("nan"), None
+    else:
+        val_acc = history[-1].get("val_accuracy") if history else None
+        if val_acc is None:
+            val_acc = _val_accuracy(model, data, budget, device)
+        test_acc = None
+        if budget.eval_test:
+            test_acc = evaluate(model, data.test_x, data.test_y, budget.batch_size, device, budget.bf16)
+    return TrainResult(
+        accuracy=test_acc if test_acc is not None else val_acc,
+        val_accuracy=val_acc,
+        test_accuracy=test_acc,
+        epochs=len(history),
+        steps=step,
+        time_s=elapsed,
+        images_per_s=images / elapsed if elapsed > 0 else 0.0,
+        diverged=diverged_reason is not None,
+        diverged_reason=diverged_reason,
+        device=str(device),
+        history=history,
+    )
+
+
+def _step(model: nn.Module, teacher: nn.Module | None, xb: torch.Tensor, yb: torch.Tensor, budget: Budget,
+          device: torch.device) -> torch.Tensor:
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=budget.bf16):
+        logits = model(xb)
+        loss = F.cross_entropy(logits.float(), yb)
+        if teacher is not None:
+            with torch.no_grad():
+                soft = F.softmax(teacher(xb).float() / budget.kd_temperature, dim=1)
+            kd = -(soft * F.log_softmax(logits.float() / budget.kd_temperature, dim=1)).sum(1).mean()
+            loss = (1 - budget.kd_weight) * loss + budget.kd_weight * kd * budget.kd_temperature**2
+    return loss
+
+
+def _val_accuracy(model: nn.Module, data: Dataset, budget: Budget, device: torch.device) -> float:
+    _recalibrate(model, data, budget, device)
+    n = min(budget.val_subset or len(data.val_y), len(data.val_y))
+    return evaluate(model, data.val_x[:n], data.val_y[:n], budget.batch_size, device, budget.bf16)
+
+
+def _recalibrate(model: nn.Module, data: Dataset, budget: Budget, device: torch.device) -> None:
+    """Re-estimate BN statistics with the evaluation (hard) weights on a few training batches.
+
+    Short binary trainings leave running statistics that lag the weights (and the soft weights'
+    scale); evaluated as they are, binary-shortcut networks score near chance.
+    """
+    recalibrate = getattr(model, "recalibrate_bn", None)
+    if recalibrate is None or budget.bn_recalibration == 0:
+        return
+    n = min(budget.bn_recalibration * budget.batch_size, len(data.train_y))
+    batches = (data.train_x[i:i + budget.batch_size].to(device) for i in range(0, n, budget.batch_size))
+    was_training = model.training
+    recalibrate(batches)
+    model.train(was_training)
+
+
+def _progress_bar(total: int, initial: int, name: str) -> Any:
+    from tqdm.auto import tqdm  # stderr by default, so stdout stays clean for JSON
+
+    return tqdm(total=total, initial=initial, desc=f"train[{name}]", unit="step", mininterval=0.5, leave=False)

@@ -1,0 +1,64 @@
+"""boolnas-train: train one architecture (preset or arch YAML) under a budget.
+
+stdout holds only the result (a table or one JSON object); logs and the progress bar go to
+stderr. ``budget=full`` keeps a checkpoint per epoch in the run folder and resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from evaluators.accuracy import proxy_task, save_model, train_genotype, training_curve_html
+from evaluators.data import DataConfig, load_dataset
+from evaluators.files import write_text_atomic
+from evaluators.training import Budget
+from search.cli_support import CONF_DIR, guarded
+from space.arch_io import load_arch
+
+log = logging.getLogger("boolnas.train")
+FORMATS = ("table", "json")
+JSON_KEYS = ("accuracy", "val_accuracy", "test_accuracy", "epochs", "time_s", "images_per_s", "diverged")
+
+
+def _run(cfg: DictConfig) -> None:
+    if cfg.format not in FORMATS:
+        raise ValueError(f"format={cfg.format!r} is not supported; use one of {list(FORMATS)}")
+    name, genotype = load_arch(str(cfg.arch))
+    budget = Budget.from_dict(OmegaConf.to_container(cfg.budget, resolve=True))
+    data = load_dataset(DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True)))
+    run_dir = None
+    if budget.checkpoint:
+        run_dir = Path(cfg.run_dir or f"results/train/{name}-{genotype.key()}")
+        log.info("run folder %s (a restarted run resumes from its checkpoint)", run_dir)
+    log.info("training %s (%s) under budget %s on %s", name, genotype.key(), budget.name, data.name)
+    model, result = train_genotype(genotype, data, budget, seed=int(cfg.seed), run_dir=run_dir,
+                                   progress=bool(cfg.progress))
+    if result.diverged:
+        log.error("diverged: %s", result.diverged_reason)
+    out = {k: result.to_dict()[k] for k in JSON_KEYS}
+    out["diverged_reason"] = result.diverged_reason
+    if run_dir is not None and not result.diverged:
+        task = proxy_task(data, budget)
+        save_model(run_dir / "model.pt", model, genotype, task, out)
+        curve = training_curve_html(result.history, run_dir / "curve.html", f"{name} ({budget.name})")
+        write_text_atomic(run_dir / "result.json", json.dumps({"arch": name, **out}, indent=2))
+        log.info("weights %s, curve %s", run_dir / "model.pt", curve)
+    if cfg.format == "json":
+        print(json.dumps(out))
+    else:
+        for key, value in out.items():
+            print(f"{key:<16}{value if not isinstance(value, float) else f'{value:.4f}'}")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="train_cli", version_base=None)
+def main(cfg: DictConfig) -> None:
+    guarded(_run, cfg)
+
+
+if __name__ == "__main__":
+    main()
