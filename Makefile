@@ -18,10 +18,10 @@ setup: $(STAMP) system-deps
 
 # torch is pinned through constraints.txt (the CPU build on local disk on our machines);
 # installing the package elsewhere without it gives a normal torch.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c .ci/constraints.txt -e '.[dev]'
 	touch $@
 
 system-deps:
@@ -35,8 +35,10 @@ system-deps:
 	  fi; \
 	fi
 
+# Until the search lands: the presets' layer plans and their energy on the target task.
 search: setup
 	$(BIN)/boolnas-plan arch=all task=imagenet
+	$(BIN)/boolnas-energy arch=all
 
 test: setup
 	$(BIN)/pytest -q
