@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from strategies import genotypes
 
 from space import PRESETS, Genotype, get_preset
 from space.genotype import CHOICES
@@ -94,3 +96,10 @@ def test_every_choice_is_accepted() -> None:
         for value in allowed:
             stored = getattr(Genotype.from_dict({name: value}), name)
             assert set(stored) == {value} if isinstance(stored, tuple) else stored == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(genotypes())
+def test_random_genotypes_round_trip_through_yaml(g: Genotype) -> None:
+    back = Genotype.from_dict(yaml.safe_load(yaml.safe_dump(g.to_dict())))
+    assert back == g and back.key() == g.key()
