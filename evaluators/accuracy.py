@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 def proxy_task(data: Dataset, budget: Budget) -> Task:
     """The task a genotype is trained on under ``budget``."""
-    return Task(input_size=budget.resolution or data.input_size, in_channels=data.channels, num_classes=data.num_classes,
-                width_mult=budget.width_mult, stem="imagenet" if (budget.resolution or data.input_size) >= 64 else "small")
+    size = budget.resolution or data.input_size
+    return Task(input_size=size, in_channels=data.channels, num_classes=data.num_classes,
+                width_mult=budget.width_mult, stem="imagenet" if size >= 64 else "small")
 
 
 def build_for(genotype: Genotype, task: Task) -> PlanNetwork:

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from space.records import record_from_mapping
+
 log = logging.getLogger(__name__)
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -67,11 +69,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(k for k in data if k not in known)
-        if unknown:
-            raise DatasetError(f"unknown data field(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return record_from_mapping(cls, data, "data", DatasetError)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from torch import nn
 
 from evaluators.checkpoint import Checkpointer
 from evaluators.data import Dataset
+from space.records import record_from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,7 @@ class Budget:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Budget:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(k for k in data if k not in known)
-        if unknown:
-            raise ValueError(f"unknown budget field(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**dict(data))
+        return record_from_mapping(cls, data, "budget")
 
 
 @dataclass

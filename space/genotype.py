@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from space.records import record_from_mapping
+
 NUM_STAGES = 4
 BASE_WIDTHS = (64, 128, 256, 512)
 DEFAULT_BLOCKS = (2, 2, 2, 2)
@@ -120,15 +122,7 @@ class Genotype:
 
         Missing keys take their defaults. Raises ``ValueError`` naming the offending field.
         """
-        if not isinstance(data, Mapping):
-            raise ValueError(f"genotype must be a mapping of field -> value, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in data if k not in known)
-        if unknown:
-            raise ValueError(
-                f"unknown genotype field(s) {unknown}; allowed fields: {sorted(known)}"
-            )
-        return cls(**dict(data))
+        return record_from_mapping(cls, data, "genotype")
 
     def canonical_dict(self) -> dict[str, Any]:
         """Every field per stage, with choices that have no effect normalized.

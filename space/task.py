@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from space.records import record_from_mapping
+
 STEM_STYLES = ("imagenet", "small")
 
 
@@ -42,11 +44,7 @@ class Task:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Task:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(str(k) for k in data if k not in known)
-        if unknown:
-            raise ValueError(f"unknown task field(s) {unknown}; allowed fields: {sorted(known)}")
-        return cls(**dict(data))
+        return record_from_mapping(cls, data, "task")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
