@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from strategies import genotypes
 
 import space
-from space import PRESETS, Genotype, LayerSpec, Plan, Tap, Task, get_preset, make_plan
+from space import PRESETS, Genotype, Plan, Tap, Task, get_preset, make_plan
 from space.builder import ConvLayer, PlanError, PlanNetwork, build
 from space.quantizers import ProgressiveWeightBinarizer, RSign
 
