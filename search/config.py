@@ -1,0 +1,219 @@
+"""The search's typed configuration: validated once at the entry point, before any trial runs.
+
+Hydra composes conf/search.yaml; :func:`check_group_choices` refuses an unknown config-group
+value (``sampler=foo``) with the list of allowed ones, and :meth:`SearchConfig.from_cfg`
+turns the composed config into typed objects (space, budget, data, task, profile), so a bad
+value fails with a message naming it and exit code 2 instead of crashing trial 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluators.data import DataConfig
+from evaluators.energy import HardwareProfile
+from evaluators.training import Budget
+from space import PRESETS, Genotype, Task, get_preset
+from space.arch_io import load_arch
+from space.sampling import SearchSpace
+
+# objective name -> (direction, metric key in a trial's record)
+OBJECTIVES: dict[str, tuple[str, str]] = {
+    "accuracy": ("maximize", "accuracy"),
+    "energy_uJ": ("minimize", "energy_uJ"),
+    "ops": ("minimize", "ops"),
+    "size_bits": ("minimize", "size_bits"),
+    "latency": ("minimize", "cycles"),
+}
+SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
+STORAGES = ("sqlite", "journal", "postgres")
+GROUPS = ("space", "sampler", "storage", "data", "budget", "energy", "task")
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Which Optuna sampler, and its options (seeded by the search's ``seed``)."""
+
+    name: str = "tpe"
+    n_startup_trials: int = 10
+    multivariate: bool = True
+    population_size: int = 16
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SamplerConfig:
+        data = dict(data)
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown sampler option(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
+        out = cls(**data)
+        if out.name not in SAMPLERS:
+            raise ValueError(f"sampler.name={out.name!r} is unknown; use one of {list(SAMPLERS)}")
+        for n in ("n_startup_trials", "population_size"):
+            v = getattr(out, n)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (2 if n == "population_size" else 0):
+                raise ValueError(f"sampler.{n} must be an integer >= {2 if n == 'population_size' else 0}, got {v!r}")
+        if out.name == "gp":
+            try:
+                import scipy  # noqa: F401  (Optuna's GPSampler needs it)
+            except ImportError:
+                raise ValueError("sampler=gp needs scipy: pip install scipy, or pick another sampler") from None
+        return out
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where the study lives: an embedded SQLite file, a journal file, or a PostgreSQL URL."""
+
+    kind: str = "sqlite"
+    url: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StorageConfig:
+        unknown = sorted(set(data) - {"kind", "url"})
+        if unknown:
+            raise ValueError(f"unknown storage option(s) {unknown}; allowed: ['kind', 'url']")
+        out = cls(kind=str(data.get("kind", "sqlite")), url=data.get("url"))
+        if out.kind not in STORAGES:
+            raise ValueError(f"storage.kind={out.kind!r} is unknown; use one of {list(STORAGES)}")
+        if out.kind == "postgres" and not (out.url and str(out.url).startswith(("postgresql", "postgres"))):
+            raise ValueError("storage=postgres needs storage.url=postgresql://user:password@host/database")
+        return out
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything one search worker needs, typed and validated."""
+
+    study: str
+    n_trials: int
+    seed: int
+    objectives: tuple[str, ...]
+    max_energy_uJ: float | None
+    results_dir: Path
+    seeds: tuple[tuple[str, Genotype], ...]  # (name, genotype) enqueued first
+    zero_cost: bool
+    hv_ref_energy_uJ: float | None
+    progress: bool
+    space: SearchSpace
+    space_dict: dict[str, Any]
+    sampler: SamplerConfig
+    storage: StorageConfig
+    data: DataConfig
+    budget: Budget
+    profile: HardwareProfile
+    task: Task
+    resolved: dict[str, Any]  # the whole composed config, for the report
+
+    @property
+    def study_dir(self) -> Path:
+        return self.results_dir / self.study
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[o][0] for o in self.objectives]
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> SearchConfig:
+        """Validate a composed config (a plain dict, e.g. ``OmegaConf.to_container(cfg)``)."""
+        study = str(cfg.get("study", ""))
+        if not STUDY_NAME.match(study):
+            raise ValueError(f"study={study!r} is not a valid study name (letters, digits, '_', '-', '.')")
+        n_trials = cfg.get("n_trials")
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
+        seed = cfg.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        objectives = _objectives(cfg.get("objectives"))
+        constraints = dict(cfg.get("constraints") or {})
+        unknown = sorted(set(constraints) - {"max_energy_uJ"})
+        if unknown:
+            raise ValueError(f"unknown constraint(s) {unknown}; allowed: ['max_energy_uJ']")
+        max_energy = _positive_or_none("constraints.max_energy_uJ", constraints.get("max_energy_uJ"))
+        hv_ref = _positive_or_none("hv_ref_energy_uJ", cfg.get("hv_ref_energy_uJ"))
+        for flag in ("zero_cost", "progress"):
+            if not isinstance(cfg.get(flag, True), bool):
+                raise ValueError(f"{flag} must be true or false, got {cfg.get(flag)!r}")
+        space_dict = dict(cfg["space"])
+        space = SearchSpace.from_config(space_dict)
+        return cls(
+            study=study,
+            n_trials=n_trials,
+            seed=seed,
+            objectives=objectives,
+            max_energy_uJ=max_energy,
+            results_dir=Path(str(cfg.get("results_dir") or "results")),
+            seeds=_seeds(cfg.get("seed_presets", True), space),
+            zero_cost=bool(cfg.get("zero_cost", True)),
+            hv_ref_energy_uJ=hv_ref,
+            progress=bool(cfg.get("progress", True)),
+            space=space,
+            space_dict=space_dict,
+            sampler=SamplerConfig.from_dict(cfg["sampler"]),
+            storage=StorageConfig.from_dict(cfg["storage"]),
+            data=DataConfig.from_dict(dict(cfg["data"])),
+            budget=Budget.from_dict(dict(cfg["budget"])),
+            profile=HardwareProfile.from_dict(dict(cfg["energy"])),
+            task=Task.from_dict(dict(cfg["task"])),
+            resolved=dict(cfg),
+        )
+
+
+def _seeds(value: Any, space: SearchSpace) -> tuple[tuple[str, Genotype], ...]:
+    """``true``: the presets the space contains; ``false``: none; a list: presets or arch YAMLs."""
+    if value is True:
+        return tuple((n, get_preset(n)) for n in PRESETS if space.contains(get_preset(n)))
+    if value is False or value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"seed_presets must be true, false or a list of preset names / arch YAML paths, got {value!r}")
+    out = []
+    for ref in value:
+        name, genotype = load_arch(str(ref))
+        if not space.contains(genotype):
+            raise ValueError(f"seed_presets: {ref!r} is not a point of the configured space; widen the space")
+        out.append((name, genotype))
+    return tuple(out)
+
+
+def _objectives(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"objectives must be a non-empty list drawn from {list(OBJECTIVES)}, got {value!r}")
+    names = tuple(str(v) for v in value)
+    bad = [n for n in names if n not in OBJECTIVES]
+    if bad:
+        raise ValueError(f"unknown objective(s) {bad}; use names from {list(OBJECTIVES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"objectives {list(names)} name one objective twice")
+    if names[:2] != ("accuracy", "energy_uJ"):
+        raise ValueError(f"objectives must start with [accuracy, energy_uJ] (extra ones follow), got {list(names)}")
+    return names
+
+
+def _positive_or_none(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number or null, got {value!r}")
+    return float(value)
+
+
+def check_group_choices(argv: Sequence[str], conf_dir: str | Path, groups: Sequence[str] = GROUPS) -> None:
+    """Refuse ``group=value`` overrides whose value has no conf/<group>/<value>.yaml.
+
+    Hydra would refuse them too, but with exit code 1 and a long hint; this names the
+    allowed values and lets the caller exit with code 2 like every other user error.
+    """
+    for arg in argv:
+        name, sep, value = arg.partition("=")
+        name = name.lstrip("+~")
+        if not sep or name not in groups or "/" in value:
+            continue
+        options = sorted(p.stem for p in (Path(conf_dir) / name).glob("*.yaml"))
+        if value not in options:
+            raise ValueError(f"{name}={value!r} is unknown; use one of {options}")

@@ -1,0 +1,115 @@
+"""The worker loop: run trials until the study holds ``n_trials`` COMPLETE trials.
+
+Several workers may run the same command against one storage: each asks a new trial only
+while COMPLETE + RUNNING trials stay below the target, so together they stop at the target
+(a failed trial frees its slot). Re-running a finished study does no new work.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from evaluators.accuracy import train_genotype
+from evaluators.data import Dataset, load_dataset
+from search.config import SearchConfig
+from search.objective import Evaluator, TrainFn, run_trial
+from search.pareto import front, hypervolume
+from search.report import write_reports
+from search.study import enqueue_presets, fail_dead_workers, open_study, storage_url
+from space import PRESETS, get_preset
+
+log = logging.getLogger(__name__)
+WAIT_S = 2.0  # poll interval while other workers hold the remaining slots
+
+
+def reference_energy(cfg: SearchConfig, evaluator: Evaluator) -> float:
+    """The fixed hypervolume reference energy: configured, or 2x the costliest preset's."""
+    if cfg.hv_ref_energy_uJ is not None:
+        return cfg.hv_ref_energy_uJ
+    return 2.0 * max(evaluator.energy(get_preset(p))["energy_uJ"] for p in PRESETS)
+
+
+def _points(trials: list[FrozenTrial]) -> list[tuple[float, float]]:
+    return [(float(t.user_attrs["accuracy"]), float(t.user_attrs["energy_uJ"])) for t in trials
+            if t.user_attrs.get("feasible", True) and "accuracy" in t.user_attrs]
+
+
+def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: TrainFn = train_genotype,
+               write: bool = True) -> optuna.Study:
+    """Create or resume the study of ``cfg`` and run trials until it holds ``cfg.n_trials`` finished."""
+    study = open_study(cfg)
+    study.set_user_attr("config", cfg.resolved)
+    study.set_user_attr("storage", storage_url(cfg.storage, cfg.study_dir))
+    fail_dead_workers(study)
+    if cfg.seeds:
+        queued = enqueue_presets(study, cfg)
+        if queued:
+            log.info("enqueued presets: %s", ", ".join(queued))
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if done >= cfg.n_trials:
+        log.info("study %r already holds %d finished trials (n_trials=%d): nothing to do",
+                 cfg.study, done, cfg.n_trials)
+        if write:
+            write_reports(study, cfg.study_dir)
+        return study
+    if data is None:
+        data = load_dataset(cfg.data)
+        log.info("proxy data: %s", data.describe())
+    evaluator = Evaluator(cfg, data, train_fn)
+    if "hv_ref_energy_uJ" not in study.user_attrs:
+        study.set_user_attr("hv_ref_energy_uJ", reference_energy(cfg, evaluator))
+    ref = float(study.user_attrs["hv_ref_energy_uJ"])
+    log.info("study %r: %d/%d finished, sampler %s, storage %s", cfg.study, done, cfg.n_trials, cfg.sampler.name,
+             storage_url(cfg.storage, cfg.study_dir))
+    try:
+        _loop(study, cfg, evaluator, ref, done)
+    finally:
+        if write:
+            try:
+                write_reports(study, cfg.study_dir)
+            except Exception:  # never mask the loop's own exception (e.g. KeyboardInterrupt)
+                log.exception("could not write the reports; run boolnas-report study=%s", cfg.study)
+    return study
+
+
+def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: float, done: int) -> None:
+    from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    cache: dict[str, FrozenTrial] = {}
+    bar = tqdm(total=cfg.n_trials, initial=done, desc=f"search[{cfg.study}]", unit="trial", file=sys.stderr,
+               disable=not cfg.progress, dynamic_ncols=True)
+    with bar, logging_redirect_tqdm():
+        while True:
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+            complete = [t for t in trials if t.state == TrialState.COMPLETE]
+            for t in complete:
+                cache.setdefault(t.user_attrs.get("key", ""), t)
+            points = _points(complete)
+            bar.n = len(complete)
+            bar.set_postfix(front=len(front(points)), hv=f"{hypervolume(points, ref):.4f}")
+            if len(complete) >= cfg.n_trials:
+                break
+            if len(trials) >= cfg.n_trials:  # the remaining slots are held by RUNNING trials of other workers
+                time.sleep(WAIT_S)
+                fail_dead_workers(study)
+                continue
+            t = run_trial(study, evaluator, cache)
+            _log_trial(t)
+
+
+def _log_trial(t: FrozenTrial) -> None:
+    a = t.user_attrs
+    name = a.get("preset") or a.get("key", "?")
+    if t.state != TrialState.COMPLETE:
+        log.info("trial %d %s %s: %s", t.number, t.state.name, name, a.get("fail_reason", ""))
+        return
+    how = (f"reused trial {a['reused_from']}" if "reused_from" in a
+           else "over energy budget, not trained" if not a.get("feasible", True)
+           else f"trained {a.get('train_time_s', 0.0):.1f} s")
+    log.info("trial %d %-18s acc %.4f  energy %8.1f uJ  (%s)", t.number, name, a["accuracy"], a["energy_uJ"], how)

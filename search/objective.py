@@ -1,0 +1,151 @@
+"""One trial: sample a genotype, cost its energy on the target task, train it on the proxy task.
+
+Energy first, because it is cheap (pure arithmetic): a candidate over ``max_energy_uJ`` is
+never trained. It is told COMPLETE with the penalty accuracy 0 and its real energy, plus the
+``constraint`` user attr (energy - max > 0). Why not PRUNED: Optuna's multi-objective samplers
+(TPE, NSGA-II/III, GP) learn only from COMPLETE trials, so a pruned candidate would teach
+them nothing and they would keep proposing the same over-budget region; told as an infeasible
+COMPLETE trial, constraint-aware samplers rank it below every feasible one, and the penalty
+keeps the rest away. Such trials are cheap, so letting them count toward ``n_trials`` also
+bounds the run when the budget is tight. Reports leave them off the Pareto front.
+
+A genotype already evaluated in the study (same key among COMPLETE trials) is not trained
+again: its metrics are copied (``reused_from`` names the source trial).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from evaluators.accuracy import build_for, proxy_task, train_genotype
+from evaluators.data import Dataset
+from evaluators.energy import estimate
+from evaluators.zero_cost import zero_cost_scores
+from search.config import OBJECTIVES, SearchConfig
+from search.study import HAS_SET_CONSTRAINT, WORKER
+from space import Genotype, make_plan, preset_of
+from space.sampling import sample
+
+log = logging.getLogger(__name__)
+
+TrainFn = Callable[..., Any]  # train_genotype's signature; replaceable in benchmarks
+METRIC_KEYS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops",
+               "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "energy_time_s", "device",
+               "diverged", "feasible", "constraint", "layers")
+ZC_BATCH = 64
+
+
+class TrialFailed(Exception):
+    """A candidate that could not be scored (diverged training); the trial is told FAIL."""
+
+
+@dataclass
+class Evaluator:
+    """Scores genotypes: energy on the target task, accuracy on the proxy task."""
+
+    cfg: SearchConfig
+    data: Dataset
+    train_fn: TrainFn = train_genotype
+    _zc: Any = field(default=None, init=False, repr=False)
+
+    def energy(self, genotype: Genotype) -> dict[str, Any]:
+        """Energy split, op counts and size of the target task's plan (cheap)."""
+        started = time.perf_counter()
+        plan = make_plan(genotype, self.cfg.task)
+        report = estimate(plan, self.cfg.profile)
+        s = report.summary()
+        out: dict[str, Any] = {
+            "energy_uJ": s["total_uJ"], "compute_uJ": s["compute_uJ"], "sram_uJ": s["sram_uJ"],
+            "dram_uJ": s["dram_uJ"], "cycles": s["cycles"], "bops": s["bops"], "flops": s["flops"],
+            "ops": s["ops"], "size_bits": plan.totals()["size_bits"],
+            # per-layer [name, compute, SRAM, DRAM] in uJ, for the report's breakdown
+            "layers": [[r.name, round(r.compute_uJ, 4), round(r.sram_uJ, 4), round(r.dram_uJ, 4)]
+                       for r in report.layers],
+        }
+        max_e = self.cfg.max_energy_uJ
+        out["constraint"] = [out["energy_uJ"] - max_e] if max_e is not None else [0.0]
+        out["feasible"] = max_e is None or out["energy_uJ"] <= max_e
+        out["energy_time_s"] = time.perf_counter() - started
+        return out
+
+    def accuracy(self, genotype: Genotype) -> dict[str, Any]:
+        """Proxy-trained accuracy plus zero-cost scores; raises TrialFailed on divergence."""
+        out: dict[str, Any] = {}
+        if self.cfg.zero_cost:
+            out.update(self._zero_cost(genotype))
+        _, result = self.train_fn(genotype, self.data, self.cfg.budget, seed=self.cfg.seed)
+        out.update(train_time_s=result.time_s, device=result.device, diverged=result.diverged)
+        if result.diverged or not math.isfinite(result.accuracy):
+            raise TrialFailed(f"training diverged: {result.diverged_reason}")
+        out["accuracy"] = float(result.accuracy)
+        return out
+
+    def _zero_cost(self, genotype: Genotype) -> dict[str, float]:
+        import torch
+
+        task = proxy_task(self.data, self.cfg.budget)
+        if self._zc is None:
+            small = self.data.resized(task.input_size)
+            self._zc = (small.train_x[:ZC_BATCH], small.train_y[:ZC_BATCH])
+        torch.manual_seed(self.cfg.seed)
+        scores = zero_cost_scores(build_for(genotype, task), *self._zc)
+        return {k: (v if math.isfinite(v) else None) for k, v in scores.items()}
+
+
+def objective_values(metrics: dict[str, Any], objectives: tuple[str, ...]) -> list[float]:
+    return [float(metrics[OBJECTIVES[o][1]]) for o in objectives]
+
+
+def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, FrozenTrial]) -> FrozenTrial:
+    """Ask one trial, score it (or reuse a known genotype's scores), tell the result.
+
+    Exceptions other than KeyboardInterrupt end the trial FAIL with the reason and return;
+    an interrupt ends it FAIL ("interrupted") and propagates.
+    """
+    trial = study.ask()
+    trial.set_user_attr("worker", WORKER)
+    started = time.perf_counter()
+    try:
+        genotype = sample(trial, evaluator.cfg.space)
+        key = genotype.key()
+        trial.set_user_attr("genotype", genotype.to_dict())
+        trial.set_user_attr("key", key)
+        trial.set_user_attr("preset", preset_of(genotype))
+        source = cache.get(key)
+        if source is not None:
+            metrics = {k: source.user_attrs[k] for k in METRIC_KEYS if k in source.user_attrs}
+            metrics["reused_from"] = source.number
+        else:
+            metrics = evaluator.energy(genotype)
+            if metrics["feasible"]:
+                metrics.update(evaluator.accuracy(genotype))
+            else:
+                metrics["accuracy"] = 0.0  # penalty: never trained (see the module docstring)
+        for k, v in metrics.items():
+            trial.set_user_attr(k, v)
+        if evaluator.cfg.max_energy_uJ is not None and HAS_SET_CONSTRAINT:
+            trial.set_constraint("max_energy_uJ", metrics["constraint"][0])  # <= 0: feasible
+        trial.set_user_attr("trial_time_s", time.perf_counter() - started)
+        frozen = study.tell(trial, objective_values(metrics, evaluator.cfg.objectives))
+        cache.setdefault(key, frozen)
+        return frozen
+    except KeyboardInterrupt:
+        _fail(study, trial, "interrupted")
+        raise
+    except Exception as exc:  # a failed candidate must not end the search
+        reason = str(exc) if isinstance(exc, TrialFailed) else f"{type(exc).__name__}: {exc}"
+        log.warning("trial %d failed: %s", trial.number, reason, exc_info=not isinstance(exc, TrialFailed))
+        return _fail(study, trial, reason)
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> FrozenTrial:
+    trial.set_user_attr("fail_reason", reason)
+    return study.tell(trial, state=TrialState.FAIL)
