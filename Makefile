@@ -1,5 +1,6 @@
 # boolnas: common jobs. Every target sets up what it needs first.
-#   make search     set up, then run the main job
+#   make search     set up, then run the main job (the default search; STUDY=name ARGS='n_trials=60 ...')
+#   make dashboard  serve the study with optuna-dashboard (STUDY=name, PORT=8080)
 #   make test       set up, then run the test suite
 #   make bench      run the benchmarks (ratios measured side by side)
 #   make lint       ruff
@@ -10,9 +11,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests and the default data need; installed when apt-get is available
 # and we are root (CI, fresh machines). Elsewhere install them yourself or skip.
-DEB_PACKAGES := dataset-fashion-mnist
+# chromium: the test that opens the HTML report headless (skipped where it is missing).
+DEB_PACKAGES := dataset-fashion-mnist chromium
 
-.PHONY: setup system-deps search test test-all bench lint clean
+STUDY ?= boolnas
+ARGS  ?=
+PORT  ?= 8080
+
+.PHONY: setup system-deps search dashboard test test-all bench lint clean
 
 setup: $(STAMP) system-deps
 
@@ -35,10 +41,14 @@ system-deps:
 	  fi; \
 	fi
 
-# Until the search lands: the presets' layer plans and their energy on the target task.
+# The default search (conf/search.yaml: 30 trials, proxy budget, about 15 minutes on 2 CPU cores).
+# Running it again resumes the study and stops at n_trials finished trials.
 search: setup
-	$(BIN)/boolnas-plan arch=all task=imagenet
-	$(BIN)/boolnas-energy arch=all
+	$(BIN)/boolnas-search study=$(STUDY) $(ARGS)
+	@echo "report: results/$(STUDY)/report.html (Pareto plot: results/$(STUDY)/pareto.html, table: results/$(STUDY)/trials.csv)"
+
+dashboard: setup
+	$(BIN)/optuna-dashboard --port $(PORT) sqlite:///results/$(STUDY)/study.db
 
 test: setup
 	$(BIN)/pytest -q
