@@ -2,7 +2,8 @@
 
 - ``naswot`` (Mellor et al. 2021): log-determinant of the kernel of binary activation codes,
   K[i, j] = number of units where images i and j have the same code. BNNs produce these codes
-  anyway: every multi-slice sign output of the plan is one.
+  anyway: every binary map of the plan is one, and so is every operand a conv binarizes on the
+  fly from a 32-bit map (the only codes of Bi-Real / ReActNet, whose maps between layers are real).
 - ``grad_norm``: sum of the L2 norms of the loss gradients at initialization.
 - ``snip`` (Lee et al. 2019): sum of |weight x gradient| at initialization.
 """
@@ -29,8 +30,12 @@ def naswot(model: PlanNetwork, x: Tensor) -> float:
         kernel.add_(codes @ codes.T).add_((1 - codes) @ (1 - codes).T)
 
     for spec in model.plan:
+        layer = model.layer(spec.name)
         if spec.out_bits == 1:
-            handles.append(model.layer(spec.name).register_forward_hook(accumulate))
+            handles.append(layer.register_forward_hook(accumulate))
+        quantizer = getattr(layer, "input_quantizer", None)  # a real source binarized for the conv
+        if quantizer is not None:
+            handles.append(quantizer.register_forward_hook(accumulate))
     try:
         with torch.no_grad():
             model.train()
