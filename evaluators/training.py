@@ -39,6 +39,9 @@ class Budget:
     epochs: int = 1
     batch_size: int = 128
     lr: float = 0.002
+    real_lr_mult: float = 1.0  # lr of real-valued parameters (BN, stem, LAS, FC, ...) / lr of latent binary weights
+    warmup: float = 0.0  # share of the steps with a linear lr warm-up before the cosine decay
+    label_smoothing: float = 0.0
     optimizer: str = "adam"
     weight_decay: float = 0.0
     grad_clip: float | None = 2.5
@@ -72,7 +75,7 @@ class Budget:
 
         for n in ("epochs", "batch_size"):
             positive(n, getattr(self, n))
-        for n in ("lr", "width_mult", "temperature_decay", "kd_temperature", "diverge_loss"):
+        for n in ("lr", "real_lr_mult", "width_mult", "temperature_decay", "kd_temperature", "diverge_loss"):
             positive(n, getattr(self, n), integer=False)
         if isinstance(self.bn_recalibration, bool) or not isinstance(self.bn_recalibration, int) \
                 or self.bn_recalibration < 0:
@@ -86,6 +89,10 @@ class Budget:
             raise ValueError(f"budget.optimizer={self.optimizer!r} is unknown; use one of {list(OPTIMIZERS)}")
         if self.device not in DEVICES:
             raise ValueError(f"budget.device={self.device!r} is unknown; use one of {list(DEVICES)}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"budget.warmup must lie in [0, 1), got {self.warmup!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"budget.label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
         if not 0 <= self.kd_weight <= 1:
             raise ValueError(f"budget.kd_weight must lie in [0, 1], got {self.kd_weight!r}")
         if self.temperature_every < 0 or self.weight_decay < 0 or self.num_threads < 0:
@@ -165,9 +172,51 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
 
 
-def _make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.Optimizer:
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Store every 4-D parameter and buffer channels-last. ``model.to(memory_format=...)`` refuses
+    a BNN: its multi-slice sign offsets are 5-D buffers."""
+    with torch.no_grad():
+        for m in model.modules():
+            for tensors in (m._parameters, m._buffers):
+                for t in tensors.values():
+                    if t is not None and t.dim() == 4:
+                        t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
+def _latent_binary_weights(model: nn.Module) -> set[int]:
+    """ids of the latent weights of binary convs: the ``weight`` of every module with a kernel quantizer."""
+    return {id(m.weight) for m in model.modules()
+            if getattr(m, "kernel_quantizer", None) is not None
+            and isinstance(getattr(m, "weight", None), nn.Parameter)}
+
+
+def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.Optimizer:
+    """Adam / RAdam with two parameter groups: latent binary weights at ``lr``, the real-valued
+    rest at ``lr * real_lr_mult`` (latent weights only matter through their sign, real ones
+    through their value, so they tolerate different step sizes)."""
     cls = torch.optim.Adam if budget.optimizer == "adam" else torch.optim.RAdam
-    return cls(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
+    binary = _latent_binary_weights(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) in binary], "lr": budget.lr},
+              {"params": [p for p in params if id(p) not in binary], "lr": budget.lr * budget.real_lr_mult}]
+    groups = [g for g in groups if g["params"]]
+    # One fused kernel (Adam) or multi-tensor ops (RAdam) per step instead of ~10 small ops per
+    # parameter tensor: ~3.5 % of a batch-32 proxy step on CPU. Older torch lacks fused Adam on CPU.
+    try:
+        return cls(groups, lr=budget.lr, weight_decay=budget.weight_decay,
+                   **({"fused": True} if cls is torch.optim.Adam else {"foreach": True}))
+    except RuntimeError:
+        return cls(groups, lr=budget.lr, weight_decay=budget.weight_decay)
+
+
+def lr_factor(step: int, total_steps: int, warmup: float) -> float:
+    """Multiplier of the base lr at ``step``: linear warm-up over ``warmup * total_steps`` steps
+    (from 1/(w+1)), then a cosine decay to 0 at ``total_steps``."""
+    w = int(warmup * total_steps)
+    if step < w:
+        return (step + 1) / (w + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (step - w) / max(1, total_steps - w)))
 
 
 def train(
@@ -191,7 +240,7 @@ def train(
     device = resolve_device(budget.device)
     model.to(device)
     if budget.channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     if teacher is not None:
         teacher.to(device).eval()
     gen = torch.Generator().manual_seed(seed)
@@ -199,8 +248,9 @@ def train(
     steps_per_epoch = max(1, n_train // budget.batch_size)  # drop the ragged last batch
     total_steps = steps_per_epoch * budget.epochs
     every = budget.temperature_every or max(1, total_steps // 100)
-    optimizer = _make_optimizer(model, budget)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    optimizer = make_optimizer(model, budget)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total_steps, budget.warmup))
     checkpointer = Checkpointer(Path(run_dir)) if (budget.checkpoint and run_dir is not None) else None
     start_epoch, step, history = 0, 0, []
     if checkpointer is not None:
@@ -297,7 +347,7 @@ def _step(model: nn.Module, teacher: nn.Module | None, xb: torch.Tensor, yb: tor
           device: torch.device) -> torch.Tensor:
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=budget.bf16):
         logits = model(xb)
-        loss = F.cross_entropy(logits.float(), yb)
+        loss = F.cross_entropy(logits.float(), yb, label_smoothing=budget.label_smoothing)
         if teacher is not None:
             with torch.no_grad():
                 soft = F.softmax(teacher(xb).float() / budget.kd_temperature, dim=1)
