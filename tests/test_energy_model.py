@@ -146,7 +146,7 @@ def test_binary_shortcuts_never_raise_energy(genotype: Genotype) -> None:
 
     Whole networks are compared: a single stage switched to binary can cost more when the next
     stage's 1x1 projection then reads k slices instead of one 32-bit map (the plan counts a
-    groups=1 conv over k*C channels, k times the MACs); see docs/energy.md.
+    groups=1 conv over k*C channels, k times the MACs); see README.md ("The energy model").
     """
     fp32 = energy(dataclasses.replace(genotype, shortcut=("fp32",) * NUM_STAGES))
     binary = energy(dataclasses.replace(genotype, shortcut=("binary",) * NUM_STAGES))

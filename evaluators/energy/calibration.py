@@ -2,7 +2,7 @@
 
 BoolNet (Guo et al. 2021) reports compute / SRAM / DRAM energy (µJ per ImageNet inference)
 of four networks on its accelerator (reference section 4). ``boolnet65nm`` is calibrated
-against these rows; tests assert the tolerances and docs/energy.md shows the table.
+against these rows; tests assert the tolerances and README.md ("The energy model") shows the table.
 """
 
 from __future__ import annotations
