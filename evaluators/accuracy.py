@@ -42,6 +42,12 @@ def train_genotype(genotype: Genotype, data: Dataset, budget: Budget, *, seed: i
     torch.manual_seed(seed)  # weight init is part of the seeded run
     model = build_for(genotype, task)
     teacher = load_model(budget.kd_teacher) if budget.kd_teacher else None
+    if teacher is not None:
+        t = teacher.plan.task
+        if (t.in_channels, t.num_classes) != (task.in_channels, task.num_classes):
+            raise ValueError(f"budget.kd_teacher={budget.kd_teacher}: the teacher takes {t.in_channels}-channel "
+                             f"images and predicts {t.num_classes} classes, the data has {task.in_channels} "
+                             f"and {task.num_classes}; give a teacher trained on the same dataset")
     result = train(model, data, budget, seed=seed, run_dir=run_dir, teacher=teacher, progress=progress)
     return model, result
 
@@ -55,13 +61,28 @@ def save_model(path: Path, model: PlanNetwork, genotype: Genotype, task: Task, m
 def load_model(path: str | Path) -> PlanNetwork:
     """Rebuild and load a network saved by :func:`save_model` (e.g. a distillation teacher)."""
     path = Path(path)
+    expected = "expected a model.pt from boolnas-train budget=full"
+    if path.is_dir():
+        raise ValueError(f"model file {path} is a directory ({expected})")
     if not path.is_file():
-        raise ValueError(f"model file {path} does not exist (expected a model.pt from boolnas-train budget=full)")
-    blob = load_safe(path)
+        raise ValueError(f"model file {path} does not exist ({expected})")
+    blob = load_safe(path, fix="give a model.pt written by boolnas-train budget=full")
     if not isinstance(blob, dict) or not {"genotype", "task", "state_dict"} <= set(blob):
         raise ValueError(f"{path} is not a boolnas model file (expected keys genotype, task, state_dict)")
-    model = build_for(Genotype.from_dict(blob["genotype"]), Task.from_dict(blob["task"]))
-    model.load_state_dict(blob["state_dict"])
+    try:
+        model = build_for(Genotype.from_dict(blob["genotype"]), Task.from_dict(blob["task"]))
+    except ValueError as exc:
+        raise ValueError(f"model file {path}: {exc}") from None
+    if not isinstance(blob["state_dict"], dict):
+        raise ValueError(f"model file {path}: 'state_dict' is not a mapping of tensors")
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except (RuntimeError, TypeError) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "key" in ln or "size mismatch" in ln), lines[0] if lines else "")
+        detail = detail if len(detail) <= 160 else detail[:157] + "..."
+        raise ValueError(f"model file {path}: its weights do not fit its genotype ({detail}); "
+                         "the file is corrupt or was edited") from None
     return model.eval()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,31 @@ def save_atomic(obj: Any, path: Path) -> None:
         raise
 
 
-def load_safe(path: Path) -> Any:
-    """Load tensors, numbers, strings and containers only: a checkpoint can't run code."""
+def load_safe(path: Path, fix: str = "delete it to start over") -> Any:
+    """Load tensors, numbers, strings and containers only: a checkpoint can't run code.
+
+    A file that is not a torch checkpoint, or one that holds other Python objects (a pickle
+    with code), raises ``ValueError`` with one line naming the file, the problem and ``fix``.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own message suggests weights_only=False, which boolnas never does: name the refused object
+        text = str(exc)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            raise ValueError(f"cannot load checkpoint {path}: it holds the Python object {found.group(1)}, refused "
+                             f"because loading it could run code; {fix}") from None
+        reason = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+        detail = reason.group(1).strip() if reason else _first_line(exc)
+        raise ValueError(f"cannot load checkpoint {path}: not a torch checkpoint ({detail}); {fix}") from None
     except Exception as exc:  # torch raises many types for a bad file
-        raise ValueError(f"cannot load checkpoint {path}: {exc}; delete it to start over") from None
+        raise ValueError(f"cannot load checkpoint {path}: {_first_line(exc)}; {fix}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 class Checkpointer:

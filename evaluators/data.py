@@ -12,6 +12,7 @@ import io
 import logging
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ NORMALIZATION = {
 }
 
 
+_CIFAR_ROOT_HINT = ("data=cifar10 needs data.root=<dir> holding the CIFAR-10 python batches "
+                    f"({', '.join(CIFAR10_TRAIN)}, {CIFAR10_TEST}), e.g. the extracted cifar-10-batches-py/")
+
+
 class DatasetError(ValueError):
     """A dataset that cannot be read; the message says what was expected and how to get it."""
 
@@ -62,10 +67,18 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.name not in DATASETS:
             raise DatasetError(f"data.name={self.name!r} is unknown; use one of {list(DATASETS)}")
-        for field_name in ("val_size", "num_train", "num_test", "input_size", "channels", "num_classes"):
+        for field_name in ("val_size", "num_test", "seed"):
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise DatasetError(f"data.{field_name} must be a non-negative integer, got {value!r}")
+        for field_name in ("num_train", "input_size", "channels", "num_classes"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DatasetError(f"data.{field_name} must be a positive integer, got {value!r}")
+        if self.root == "???":  # OmegaConf's marker of a required value left unset (conf/data/cifar10.yaml)
+            object.__setattr__(self, "root", None)
+        if self.root is not None and (not isinstance(self.root, str) or not self.root):
+            raise DatasetError(f"data.root must be the path of a directory (or null), got {self.root!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataConfig:
@@ -116,10 +129,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         classes = 10
     elif cfg.name == "cifar10":
         if not cfg.root:
-            raise DatasetError(
-                "data=cifar10 needs data.root=<dir> holding the CIFAR-10 python batches "
-                f"({', '.join(CIFAR10_TRAIN)}, {CIFAR10_TEST}), e.g. the extracted cifar-10-batches-py/"
-            )
+            raise DatasetError(_CIFAR_ROOT_HINT)
         train_x, train_y, test_x, test_y = _load_cifar10(Path(cfg.root))
         classes = 10
     else:
@@ -127,6 +137,31 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     mean, std = NORMALIZATION[cfg.name]
     train_x, test_x = _normalize(train_x, mean, std), _normalize(test_x, mean, std)
     return _split(cfg.name, train_x, train_y, test_x, test_y, classes, cfg.val_size, cfg.seed)
+
+
+def check_dataset(cfg: DataConfig) -> None:
+    """Check, without reading them, that the files of ``cfg`` are where they are expected.
+
+    Cheap (a few ``stat`` calls), so a search can refuse a wrong ``data.root`` before it creates
+    its study; :func:`load_dataset` still checks the contents.
+    """
+    if cfg.name == "fashion_mnist":
+        root = Path(cfg.root or FASHION_MNIST_ROOT)
+        _check_dir(root, _fashion_hint(root))
+        for stem in FASHION_MNIST_FILES.values():
+            if not any(p.is_file() for p in (root / stem, root / f"{stem}.gz")):
+                raise DatasetError(f"missing file {stem}[.gz] in {root}: {_fashion_hint(root)}")
+    elif cfg.name == "cifar10":
+        if not cfg.root:
+            raise DatasetError(_CIFAR_ROOT_HINT)
+        _check_cifar_files(Path(cfg.root))
+
+
+def _check_dir(root: Path, hint: str) -> None:
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"dataset directory {root} is a file, not a directory: {hint}")
+    if not root.is_dir():
+        raise DatasetError(f"dataset directory {root} does not exist: {hint}")
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST
@@ -137,8 +172,7 @@ def _fashion_hint(root: Path) -> str:
 
 
 def _load_fashion_mnist(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    if not root.is_dir():
-        raise DatasetError(f"dataset directory {root} does not exist: {_fashion_hint(root)}")
+    _check_dir(root, _fashion_hint(root))
     arrays = {}
     for key, stem in FASHION_MNIST_FILES.items():
         path = next((p for p in (root / stem, root / f"{stem}.gz") if p.is_file()), None)
@@ -163,7 +197,7 @@ def read_idx(path: Path) -> np.ndarray:
         raw = path.read_bytes()
         if path.suffix == ".gz":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DatasetError(f"cannot read {path}: {exc}; the file is truncated or corrupt, reinstall it") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
@@ -182,6 +216,10 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- CIFAR-10
+class _Refused(pickle.UnpicklingError):
+    """A dataset pickle names a Python object other than arrays (it could run code)."""
+
+
 class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and builtins only: a CIFAR batch must not run arbitrary code."""
 
@@ -194,12 +232,15 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset file")
+        raise _Refused(f"refusing to load {module}.{name}")
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+    except _Refused as exc:
+        raise DatasetError(f"CIFAR-10 batch {path} is not a dataset file: {exc} (a batch holds arrays only); "
+                           "get the batches from the official cifar-10-python.tar.gz") from None
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
         raise DatasetError(f"cannot read CIFAR-10 batch {path}: {exc}; the file is truncated or corrupt") from None
     try:
@@ -209,17 +250,22 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"CIFAR-10 batch {path} lacks data/labels of the expected shape: {exc}") from None
     if len(data) != len(labels):
         raise DatasetError(f"CIFAR-10 batch {path}: {len(data)} images but {len(labels)} labels")
+    if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= 10)):
+        raise DatasetError(f"CIFAR-10 batch {path} holds labels outside 0..9: the file is corrupt")
     return data, labels
 
 
-def _load_cifar10(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _check_cifar_files(root: Path) -> None:
     names = [*CIFAR10_TRAIN, CIFAR10_TEST]
+    hint = f"expected the python batches ({', '.join(names)}), i.e. the extracted cifar-10-batches-py/ directory"
+    _check_dir(root, hint)
     missing = [n for n in names if not (root / n).is_file()]
     if missing:
-        raise DatasetError(
-            f"missing CIFAR-10 file(s) {missing} in {root}: expected the python batches "
-            f"({', '.join(names)}), i.e. the extracted cifar-10-batches-py/ directory"
-        )
+        raise DatasetError(f"missing CIFAR-10 file(s) {missing} in {root}: {hint}")
+
+
+def _load_cifar10(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    _check_cifar_files(root)
     parts = [_read_cifar_batch(root / n) for n in CIFAR10_TRAIN]
     test_x, test_y = _read_cifar_batch(root / CIFAR10_TEST)
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), test_x, test_y)

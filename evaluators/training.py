@@ -69,7 +69,9 @@ class Budget:
     def __post_init__(self) -> None:
         def positive(name: str, value: Any, integer: bool = True) -> None:
             kind = int if integer else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+            bad_type = isinstance(value, bool) or not isinstance(value, kind)
+            # finite: nan or inf would only show up as a diverged run (diverge_loss may be inf: never)
+            if bad_type or not (0 < value < math.inf or (name == "diverge_loss" and value == math.inf)):
                 what = "integer" if integer else "number"
                 raise ValueError(f"budget.{name} must be a positive {what}, got {value!r}")
 
@@ -89,14 +91,27 @@ class Budget:
             raise ValueError(f"budget.optimizer={self.optimizer!r} is unknown; use one of {list(OPTIMIZERS)}")
         if self.device not in DEVICES:
             raise ValueError(f"budget.device={self.device!r} is unknown; use one of {list(DEVICES)}")
-        if not 0 <= self.warmup < 1:
-            raise ValueError(f"budget.warmup must lie in [0, 1), got {self.warmup!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"budget.label_smoothing must lie in [0, 1), got {self.label_smoothing!r}")
-        if not 0 <= self.kd_weight <= 1:
-            raise ValueError(f"budget.kd_weight must lie in [0, 1], got {self.kd_weight!r}")
-        if self.temperature_every < 0 or self.weight_decay < 0 or self.num_threads < 0:
-            raise ValueError("budget.temperature_every, weight_decay and num_threads must not be negative")
+        for n, closed in (("warmup", False), ("label_smoothing", False), ("kd_weight", True)):
+            v = getattr(self, n)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1 if closed else 0 <= v < 1):
+                raise ValueError(f"budget.{n} must be a number in [0, 1{']' if closed else ')'}, got {v!r}")
+        for n in ("temperature_every", "num_threads"):
+            v = getattr(self, n)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"budget.{n} must be a non-negative integer, got {v!r}")
+        v = self.weight_decay
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+            raise ValueError(f"budget.weight_decay must be a non-negative number, got {v!r}")
+        for n in ("progressive", "augment", "eval_test", "checkpoint", "channels_last", "bf16"):
+            if not isinstance(getattr(self, n), bool):
+                raise ValueError(f"budget.{n} must be true or false, got {getattr(self, n)!r}")
+        if not isinstance(self.name, str):
+            raise ValueError(f"budget.name must be a string, got {self.name!r}")
+        if self.kd_teacher is not None and (not isinstance(self.kd_teacher, str) or not self.kd_teacher):
+            raise ValueError(f"budget.kd_teacher must be the path of a model.pt (or null), got {self.kd_teacher!r}")
+        v = self.inject_nan_at_step
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f"budget.inject_nan_at_step must be a non-negative integer or null, got {v!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Budget:

@@ -156,8 +156,8 @@ class SearchConfig:
             space_dict=space_dict,
             sampler=SamplerConfig.from_dict(cfg["sampler"]),
             storage=StorageConfig.from_dict(cfg["storage"]),
-            data=DataConfig.from_dict(dict(cfg["data"])),
-            budget=Budget.from_dict(dict(cfg["budget"])),
+            data=_data_present(DataConfig.from_dict(dict(cfg["data"]))),
+            budget=_teacher_loads(Budget.from_dict(dict(cfg["budget"]))),
             profile=HardwareProfile.from_dict(dict(cfg["energy"])),
             task=Task.from_dict(dict(cfg["task"])),
             resolved=dict(cfg),
@@ -195,6 +195,23 @@ def _objectives(value: Any) -> tuple[str, ...]:
     return names
 
 
+def _data_present(data: DataConfig) -> DataConfig:
+    """The dataset's files must be in place before the study is created (a few stat calls)."""
+    from evaluators.data import check_dataset
+
+    check_dataset(data)
+    return data
+
+
+def _teacher_loads(budget: Budget) -> Budget:
+    """A distillation teacher must load before any trial (every trial would fail on it)."""
+    if budget.kd_teacher:
+        from evaluators.accuracy import load_model
+
+        load_model(budget.kd_teacher)
+    return budget
+
+
 def _positive_or_none(name: str, value: Any) -> float | None:
     if value is None:
         return None
@@ -204,16 +221,8 @@ def _positive_or_none(name: str, value: Any) -> float | None:
 
 
 def check_group_choices(argv: Sequence[str], conf_dir: str | Path, groups: Sequence[str] = GROUPS) -> None:
-    """Refuse ``group=value`` overrides whose value has no conf/<group>/<value>.yaml.
+    """Refuse ``group=value`` overrides whose value has no conf/<group>/<value>.yaml (the search's
+    groups by default); see :func:`search.cli_support.check_group_choices`."""
+    from search.cli_support import check_group_choices as check
 
-    Hydra would refuse them too, but with exit code 1 and a long hint; this names the
-    allowed values and lets the caller exit with code 2 like every other user error.
-    """
-    for arg in argv:
-        name, sep, value = arg.partition("=")
-        name = name.lstrip("+~")
-        if not sep or name not in groups or "/" in value:
-            continue
-        options = sorted(p.stem for p in (Path(conf_dir) / name).glob("*.yaml"))
-        if value not in options:
-            raise ValueError(f"{name}={value!r} is unknown; use one of {options}")
+    check(argv, conf_dir, groups)

@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile
-from search.cli_support import CONF_DIR, guarded
+from search.cli_support import CONF_DIR, guarded, run_cli
 from space import PRESETS, Task, make_plan
 from space.arch_io import load_arch
 
@@ -151,6 +151,9 @@ def _run(cfg: DictConfig) -> None:
     profile = _profile(cfg)
     task = Task.from_dict(OmegaConf.to_container(cfg.task, resolve=True))
     ref = str(cfg.arch)
+    chart = Path(str(cfg.chart))
+    if ref == "all" and chart.is_dir():
+        raise ValueError(f"chart={chart} is a directory; give the path of an .html file")
     archs = [load_arch(r) for r in (PRESETS if ref == "all" else [ref])]
     rows = [(name, estimate(make_plan(genotype, task), profile)) for name, genotype in archs]
     if fmt == "json":
@@ -164,13 +167,22 @@ def _run(cfg: DictConfig) -> None:
         if ref == "all":
             print(summary_table(rows))
     if ref == "all":
-        path = write_chart(Path(str(cfg.chart)), rows, profile.name)
+        try:
+            path = write_chart(chart, rows, profile.name)
+        except OSError as exc:
+            raise ValueError(f"cannot write the chart to {chart}: {exc.strerror or exc}; pass chart=<writable path>") \
+                from None
         log.info("wrote the energy chart of %d architectures to %s", len(rows), path)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="energy_cli", version_base=None)
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     guarded(_run, cfg)
+
+
+def main() -> None:
+    """Console entry point: a bad override exits 2 with a message, then Hydra runs ``_run``."""
+    run_cli(_hydra_main, "energy_cli", groups=("energy", "task"))
 
 
 if __name__ == "__main__":

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from search.cli_support import CONF_DIR, fail, guarded, setup_logging
-from search.config import StorageConfig, check_group_choices
-from search.export import export
+from search.cli_support import CONF_DIR, existing_study, guarded, run_cli
+from search.config import StorageConfig
+from search.export import SELECTIONS, export
 from search.study import load_existing
 
 
 def _run(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "study"):
         raise ValueError("study=<name> is required")
+    top_k, how = cfg.top_k, str(cfg.select)
+    if how not in SELECTIONS:
+        raise ValueError(f"select={how!r} is unknown; use one of {list(SELECTIONS)}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     storage = StorageConfig.from_dict(OmegaConf.to_container(cfg.storage, resolve=True))
     results_dir = Path(str(cfg.results_dir))
-    study = load_existing(str(cfg.study), storage, results_dir)
-    for path in export(study, results_dir / str(cfg.study) / "archs", cfg.top_k, str(cfg.select)):
+    name = existing_study(cfg.study, storage, results_dir)
+    study = load_existing(name, storage, results_dir)
+    for path in export(study, results_dir / name / "archs", top_k, how):
         print(path)
 
 
@@ -30,12 +35,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    try:
-        check_group_choices(sys.argv[1:], CONF_DIR, ("storage",))
-    except ValueError as exc:
-        setup_logging()
-        fail(str(exc))
-    _hydra_main()
+    """Console entry point: a bad override exits 2 with a message, then Hydra runs ``_run``."""
+    run_cli(_hydra_main, "export_cli", groups=("storage",))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from search.cli_support import CONF_DIR, guarded
+from search.cli_support import CONF_DIR, guarded, run_cli
 from space import PRESETS, Task, make_plan
 from space.arch_io import load_arch
 
@@ -43,8 +43,13 @@ def _run(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="plan_cli", version_base=None)
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     guarded(_run, cfg)
+
+
+def main() -> None:
+    """Console entry point: a bad override exits 2 with a message, then Hydra runs ``_run``."""
+    run_cli(_hydra_main, "plan_cli", groups=("task",))
 
 
 if __name__ == "__main__":

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from search.cli_support import CONF_DIR, fail, guarded, setup_logging
-from search.config import StorageConfig, check_group_choices
+from search.cli_support import CONF_DIR, existing_study, guarded, run_cli
+from search.config import StorageConfig
 from search.report import write_reports
 from search.study import load_existing
 
@@ -22,8 +21,9 @@ def _run(cfg: DictConfig) -> None:
         raise ValueError("study=<name> is required")
     storage = StorageConfig.from_dict(OmegaConf.to_container(cfg.storage, resolve=True))
     results_dir = Path(str(cfg.results_dir))
-    study = load_existing(str(cfg.study), storage, results_dir)
-    paths = write_reports(study, results_dir / str(cfg.study))
+    name = existing_study(cfg.study, storage, results_dir)
+    study = load_existing(name, storage, results_dir)
+    paths = write_reports(study, results_dir / name)
     print(paths["report"])
 
 
@@ -33,12 +33,8 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    try:
-        check_group_choices(sys.argv[1:], CONF_DIR, ("storage",))
-    except ValueError as exc:
-        setup_logging()
-        fail(str(exc))
-    _hydra_main()
+    """Console entry point: a bad override exits 2 with a message, then Hydra runs ``_run``."""
+    run_cli(_hydra_main, "report_cli", groups=("storage",))
 
 
 if __name__ == "__main__":

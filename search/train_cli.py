@@ -17,7 +17,7 @@ from evaluators.accuracy import proxy_task, save_model, train_genotype, training
 from evaluators.data import DataConfig, load_dataset
 from evaluators.files import write_text_atomic
 from evaluators.training import Budget
-from search.cli_support import CONF_DIR, guarded
+from search.cli_support import CONF_DIR, guarded, run_cli
 from space.arch_io import load_arch
 
 log = logging.getLogger("boolnas.train")
@@ -28,16 +28,27 @@ JSON_KEYS = ("accuracy", "val_accuracy", "test_accuracy", "epochs", "time_s", "i
 def _run(cfg: DictConfig) -> None:
     if cfg.format not in FORMATS:
         raise ValueError(f"format={cfg.format!r} is not supported; use one of {list(FORMATS)}")
+    seed = cfg.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(cfg.progress, bool):
+        raise ValueError(f"progress must be true or false, got {cfg.progress!r}")
+    if cfg.run_dir is not None and (not isinstance(cfg.run_dir, str) or not cfg.run_dir):
+        raise ValueError(f"run_dir must be a folder path (or null), got {cfg.run_dir!r}")
     name, genotype = load_arch(str(cfg.arch))
     budget = Budget.from_dict(OmegaConf.to_container(cfg.budget, resolve=True))
-    data = load_dataset(DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True)))
+    data_cfg = DataConfig.from_dict(OmegaConf.to_container(cfg.data, resolve=True))
     run_dir = None
     if budget.checkpoint:
         run_dir = Path(cfg.run_dir or f"results/train/{name}-{genotype.key()}")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ValueError(f"run_dir {run_dir} is a file; give a folder for the checkpoint and weights")
+    data = load_dataset(data_cfg)
+    if run_dir is not None:
         log.info("run folder %s (a restarted run resumes from its checkpoint)", run_dir)
     log.info("training %s (%s) under budget %s on %s", name, genotype.key(), budget.name, data.name)
-    model, result = train_genotype(genotype, data, budget, seed=int(cfg.seed), run_dir=run_dir,
-                                   progress=bool(cfg.progress))
+    model, result = train_genotype(genotype, data, budget, seed=seed, run_dir=run_dir,
+                                   progress=cfg.progress)
     if result.diverged:
         log.error("diverged: %s", result.diverged_reason)
     out = {k: result.to_dict()[k] for k in JSON_KEYS}
@@ -56,8 +67,13 @@ def _run(cfg: DictConfig) -> None:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="train_cli", version_base=None)
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     guarded(_run, cfg)
+
+
+def main() -> None:
+    """Console entry point: a bad override exits 2 with a message, then Hydra runs ``_run``."""
+    run_cli(_hydra_main, "train_cli", groups=("data", "budget"))
 
 
 if __name__ == "__main__":

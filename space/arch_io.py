@@ -16,6 +16,7 @@ import yaml
 
 from space.genotype import Genotype
 from space.presets import PRESETS, get_preset
+from space.records import read_yaml
 
 
 class ArchError(ValueError):
@@ -30,14 +31,10 @@ def load_arch(ref: str) -> tuple[str, Genotype]:
     looks_like_path = path.suffix in (".yaml", ".yml") or os.sep in ref
     if not looks_like_path:
         raise ArchError(f"unknown preset {ref!r}; use one of {list(PRESETS)} or a path to an arch YAML file")
-    if not path.is_file():
-        raise ArchError(f"arch file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ArchError(f"arch file {str(path)!r} is not valid YAML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchError(f"arch file {str(path)!r} cannot be read: {exc}") from None
+    data = read_yaml(path, "arch file", ArchError)
+    if data is None:
+        raise ArchError(f"arch file {str(path)!r} is empty; write the genotype fields in it "
+                        "(boolnas-export writes such files)")
     if isinstance(data, dict) and "genotype" in data:
         data = data["genotype"]
     if not isinstance(data, dict):

@@ -1,12 +1,17 @@
-"""Building frozen config records (dataclasses) from user mappings, refusing unknown keys."""
+"""Reading user input: YAML files (safe loader, one-line errors) and frozen config records
+(dataclasses) built from user mappings, refusing unknown keys."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 T = TypeVar("T")
+MAX_YAML_BYTES = 1 << 20  # a config file is a few KiB; a larger one is the wrong file
 
 
 def record_from_mapping(cls: type[T], data: Any, label: str, error: type[ValueError] = ValueError) -> T:
@@ -22,3 +27,46 @@ def record_from_mapping(cls: type[T], data: Any, label: str, error: type[ValueEr
     if unknown:
         raise error(f"unknown {label} field(s) {unknown}; allowed fields: {sorted(known)}")
     return cls(**dict(data))
+
+
+def read_yaml(path: str | Path, what: str, error: type[ValueError] = ValueError,
+              max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """Parse the YAML file ``path`` with the safe loader, raising ``error`` with one line that
+    names the file and the problem: missing, a directory, too large, unreadable, not UTF-8
+    text, not YAML, or a tag such as ``!!python/object`` (the safe loader builds plain values only).
+    """
+    path = Path(path)
+    label = f"{what} {str(path)!r}"
+    try:
+        if path.is_dir():
+            raise error(f"{label} is a directory; give the path of a YAML file")
+        if not path.exists():
+            raise error(f"{label} does not exist")
+        if not path.is_file():  # a device, a pipe or a socket: reading it might never end
+            raise error(f"{label} is not a regular file; give the path of a YAML file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise error(f"{label} is {size:,} bytes, over the limit of {max_bytes:,} bytes: is it the right file?")
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise error(f"{label} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise error(f"{label} is not UTF-8 text (a binary file?); give a YAML file") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{label} is not valid YAML: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise error(f"{label} is nested too deeply (lists or mappings inside each other thousands of times): "
+                    "is it the right file?") from None
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """One line: the problem and where it is (PyYAML's messages span several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    text = " ".join(str(problem).split()) + where
+    if "python/" in text:
+        text += "; Python tags are refused: the file must hold plain values only"
+    return text

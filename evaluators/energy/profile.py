@@ -201,18 +201,14 @@ class HardwareProfile:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> HardwareProfile:
-        """Read and validate a profile YAML file (safe loader)."""
-        import yaml
+        """Read and validate a profile YAML file (safe loader; see :func:`space.records.read_yaml`)."""
+        from space.records import read_yaml
 
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ProfileError(f"energy profile file {str(path)!r} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise ProfileError(
-                f"energy profile file {str(path)!r} is not valid YAML: {exc}"
-            ) from None
+        data = read_yaml(path, "energy profile file", ProfileError)
+        if data is None:
+            raise ProfileError(f"energy profile file {str(path)!r} is empty; copy conf/energy/boolnet65nm.yaml "
+                               "and change its numbers")
         try:
             return cls.from_dict(data)
         except ProfileError as exc:
