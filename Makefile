@@ -11,8 +11,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests and the default data need; installed when apt-get is available
 # and we are root (CI, fresh machines). Elsewhere install them yourself or skip.
-# chromium: the test that opens the HTML report headless (skipped where it is missing).
-DEB_PACKAGES := dataset-fashion-mnist chromium
+# chromium: the test that opens the HTML report headless (skipped where it is missing);
+# postgresql: the tests start a private server from its binaries (tests/postgres_server.py).
+DEB_PACKAGES := dataset-fashion-mnist chromium postgresql
 
 STUDY ?= boolnas
 ARGS  ?=

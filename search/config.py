@@ -67,21 +67,43 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
-    """Where the study lives: an embedded SQLite file, a journal file, or a PostgreSQL URL."""
+    """Where the study lives (search/storage.py) and how dead workers are detected.
+
+    ``heartbeat_interval`` (seconds, RDB storages: sqlite, postgres): a running trial records a
+    heartbeat that often; one without a heartbeat for ``grace_period`` seconds is failed by any
+    worker and retried (at most ``max_retry`` times per original trial). 0 turns heartbeats off.
+    """
 
     kind: str = "sqlite"
     url: str | None = None
+    heartbeat_interval: int = 10
+    grace_period: int = 60
+    max_retry: int = 2
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StorageConfig:
-        unknown = sorted(set(data) - {"kind", "url"})
+        data = dict(data)
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"unknown storage option(s) {unknown}; allowed: ['kind', 'url']")
-        out = cls(kind=str(data.get("kind", "sqlite")), url=data.get("url"))
+            raise ValueError(f"unknown storage option(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
+        url = data.get("url")
+        if url is not None and not isinstance(url, str):
+            raise ValueError(f"storage.url must be a string, got {type(url).__name__}")
+        out = cls(kind=str(data.get("kind", "sqlite")), url=url or None,
+                  **{k: data[k] for k in ("heartbeat_interval", "grace_period", "max_retry") if k in data})
         if out.kind not in STORAGES:
             raise ValueError(f"storage.kind={out.kind!r} is unknown; use one of {list(STORAGES)}")
-        if out.kind == "postgres" and not (out.url and str(out.url).startswith(("postgresql", "postgres"))):
-            raise ValueError("storage=postgres needs storage.url=postgresql://user:password@host/database")
+        for name in ("heartbeat_interval", "grace_period", "max_retry"):
+            v = getattr(out, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"storage.{name} must be a non-negative integer, got {v!r}")
+        if out.heartbeat_interval and out.grace_period <= out.heartbeat_interval:
+            raise ValueError(f"storage.grace_period ({out.grace_period} s) must exceed storage.heartbeat_interval "
+                             f"({out.heartbeat_interval} s), or live trials would be failed as stale")
+        if out.kind == "postgres":
+            from search.storage import resolve_url
+
+            resolve_url(out, Path("."))  # a missing or non-PostgreSQL URL fails here, before any trial
         return out
 
 
@@ -99,6 +121,9 @@ class SearchConfig:
     zero_cost: bool
     hv_ref_energy_uJ: float | None
     progress: bool
+    workers: int  # worker processes this command starts on the study (search/workers.py)
+    worker_index: int  # this worker's index among parallel ones (varies the sampler's seed)
+    max_consecutive_failures: int  # a worker stops after this many failed trials in a row
     space: SearchSpace
     space_dict: dict[str, Any]
     sampler: SamplerConfig
@@ -107,7 +132,7 @@ class SearchConfig:
     budget: Budget
     profile: HardwareProfile
     task: Task
-    resolved: dict[str, Any]  # the whole composed config, for the report
+    resolved: dict[str, Any]  # the whole composed config (storage password masked), for the report
 
     @property
     def study_dir(self) -> Path:
@@ -139,6 +164,11 @@ class SearchConfig:
         for flag in ("zero_cost", "progress"):
             if not isinstance(cfg.get(flag, True), bool):
                 raise ValueError(f"{flag} must be true or false, got {cfg.get(flag)!r}")
+        workers = _positive_int("workers", cfg.get("workers", 1))
+        worker_index = cfg.get("worker_index", 0)
+        if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
+            raise ValueError(f"worker_index must be a non-negative integer, got {worker_index!r}")
+        max_failures = _positive_int("max_consecutive_failures", cfg.get("max_consecutive_failures", 5))
         space_dict = dict(cfg["space"])
         space = SearchSpace.from_config(space_dict)
         return cls(
@@ -152,6 +182,9 @@ class SearchConfig:
             zero_cost=bool(cfg.get("zero_cost", True)),
             hv_ref_energy_uJ=hv_ref,
             progress=bool(cfg.get("progress", True)),
+            workers=workers,
+            worker_index=worker_index,
+            max_consecutive_failures=max_failures,
             space=space,
             space_dict=space_dict,
             sampler=SamplerConfig.from_dict(cfg["sampler"]),
@@ -160,7 +193,7 @@ class SearchConfig:
             budget=_teacher_loads(Budget.from_dict(dict(cfg["budget"]))),
             profile=HardwareProfile.from_dict(dict(cfg["energy"])),
             task=Task.from_dict(dict(cfg["task"])),
-            resolved=dict(cfg),
+            resolved=_without_password(cfg),
         )
 
 
@@ -193,6 +226,24 @@ def _objectives(value: Any) -> tuple[str, ...]:
     if names[:2] != ("accuracy", "energy_uJ"):
         raise ValueError(f"objectives must start with [accuracy, energy_uJ] (extra ones follow), got {list(names)}")
     return names
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _without_password(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as recorded on the study and shown in reports: storage passwords masked."""
+    from search.storage import masked
+
+    out = dict(cfg)
+    storage = dict(out.get("storage") or {})
+    if storage.get("url"):
+        storage["url"] = masked(str(storage["url"]))
+    out["storage"] = storage
+    return out
 
 
 def _data_present(data: DataConfig) -> DataConfig:

@@ -2,7 +2,10 @@
 
 Several workers may run the same command against one storage: each asks a new trial only
 while COMPLETE + RUNNING trials stay below the target, so together they stop at the target
-(a failed trial frees its slot). Re-running a finished study does no new work.
+(a failed trial frees its slot). Re-running a finished study does no new work. Before each
+trial a worker fails and retries the trials of dead workers (search/liveness.py), and it stops
+after ``max_consecutive_failures`` failed trials in a row (a broken config must not burn the
+whole budget).
 """
 
 from __future__ import annotations
@@ -17,14 +20,20 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluators.accuracy import train_genotype
 from evaluators.data import Dataset, load_dataset
 from search.config import SearchConfig
+from search.liveness import fail_dead_workers, fail_stale
 from search.objective import Evaluator, TrainFn, run_trial
 from search.pareto import front, hypervolume
 from search.report import write_reports
-from search.study import enqueue_presets, fail_dead_workers, open_study, storage_url
+from search.storage import display_url
+from search.study import enqueue_presets, open_study
 from space import PRESETS, get_preset
 
 log = logging.getLogger(__name__)
 WAIT_S = 2.0  # poll interval while other workers hold the remaining slots
+
+
+class TooManyFailures(RuntimeError):
+    """A worker saw ``max_consecutive_failures`` failed trials in a row."""
 
 
 def reference_energy(cfg: SearchConfig, evaluator: Evaluator) -> float:
@@ -39,17 +48,27 @@ def _points(trials: list[FrozenTrial]) -> list[tuple[float, float]]:
             if t.user_attrs.get("feasible", True) and "accuracy" in t.user_attrs]
 
 
-def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: TrainFn = train_genotype,
-               write: bool = True) -> optuna.Study:
-    """Create or resume the study of ``cfg`` and run trials until it holds ``cfg.n_trials`` finished."""
+def prepare_study(cfg: SearchConfig) -> optuna.Study:
+    """Open (create or resume) the study, clean up after dead workers, enqueue the presets."""
     study = open_study(cfg)
     study.set_user_attr("config", cfg.resolved)
-    study.set_user_attr("storage", storage_url(cfg.storage, cfg.study_dir))
+    study.set_user_attr("storage", display_url(cfg.storage, cfg.study_dir))
     fail_dead_workers(study)
+    fail_stale(study)
     if cfg.seeds:
         queued = enqueue_presets(study, cfg)
         if queued:
             log.info("enqueued presets: %s", ", ".join(queued))
+    return study
+
+
+def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: TrainFn = train_genotype,
+               write: bool = True) -> optuna.Study:
+    """Create or resume the study of ``cfg`` and run trials until it holds ``cfg.n_trials`` finished."""
+    if data is None:  # before the study: a dataset that does not load must not leave an empty study behind
+        data = load_dataset(cfg.data)
+        log.info("proxy data: %s", data.describe())
+    study = prepare_study(cfg)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if done >= cfg.n_trials:
         log.info("study %r already holds %d finished trials (n_trials=%d): nothing to do",
@@ -57,15 +76,12 @@ def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: Trai
         if write:
             write_reports(study, cfg.study_dir)
         return study
-    if data is None:
-        data = load_dataset(cfg.data)
-        log.info("proxy data: %s", data.describe())
     evaluator = Evaluator(cfg, data, train_fn)
     if "hv_ref_energy_uJ" not in study.user_attrs:
         study.set_user_attr("hv_ref_energy_uJ", reference_energy(cfg, evaluator))
     ref = float(study.user_attrs["hv_ref_energy_uJ"])
     log.info("study %r: %d/%d finished, sampler %s, storage %s", cfg.study, done, cfg.n_trials, cfg.sampler.name,
-             storage_url(cfg.storage, cfg.study_dir))
+             display_url(cfg.storage, cfg.study_dir))
     try:
         _loop(study, cfg, evaluator, ref, done)
     finally:
@@ -82,6 +98,7 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     cache: dict[str, FrozenTrial] = {}
+    failures: list[str] = []  # reasons of the failed trials in a row
     bar = tqdm(total=cfg.n_trials, initial=done, desc=f"search[{cfg.study}]", unit="trial", file=sys.stderr,
                disable=not cfg.progress, dynamic_ncols=True)
     with bar, logging_redirect_tqdm():
@@ -95,12 +112,22 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
             bar.set_postfix(front=len(front(points)), hv=f"{hypervolume(points, ref):.4f}")
             if len(complete) >= cfg.n_trials:
                 break
+            if fail_dead_workers(study) + fail_stale(study):
+                continue  # their slots are free again, and their retries wait in the queue
             if len(trials) >= cfg.n_trials:  # the remaining slots are held by RUNNING trials of other workers
                 time.sleep(WAIT_S)
-                fail_dead_workers(study)
                 continue
             t = run_trial(study, evaluator, cache)
             _log_trial(t)
+            if t.state == TrialState.PRUNED:  # a surplus trial given back (search/objective.py): not a failure
+                continue
+            failures = failures + [t.user_attrs.get("fail_reason", "?")] if t.state == TrialState.FAIL else []
+            if len(failures) >= cfg.max_consecutive_failures:
+                raise TooManyFailures(
+                    f"{len(failures)} trials failed in a row "
+                    f"(max_consecutive_failures={cfg.max_consecutive_failures}); "
+                    f"last reason: {failures[-1]}. Fix the configuration (trials.csv lists every reason) "
+                    f"or raise max_consecutive_failures")
 
 
 def _log_trial(t: FrozenTrial) -> None:

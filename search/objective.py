@@ -10,7 +10,8 @@ keeps the rest away. Such trials are cheap, so letting them count toward ``n_tri
 bounds the run when the budget is tight. Reports leave them off the Pareto front.
 
 A genotype already evaluated in the study (same key among COMPLETE trials) is not trained
-again: its metrics are copied (``reused_from`` names the source trial).
+again: its metrics are copied (``reused_from`` names the source trial). Workers running at the
+same time agree on who trains a genotype (search/claims.py); the others wait and reuse.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from evaluators.accuracy import build_for, proxy_task, train_genotype
 from evaluators.data import Dataset
 from evaluators.energy import estimate
 from evaluators.zero_cost import zero_cost_scores
+from search.claims import SameGenotypeFailed, claim_or_reuse
 from search.config import OBJECTIVES, SearchConfig
-from search.study import HAS_SET_CONSTRAINT, WORKER
+from search.liveness import WORKER, WORKER_NS, Heartbeat
+from search.study import HAS_SET_CONSTRAINT
 from space import Genotype, make_plan, preset_of
 from space.sampling import sample
 
@@ -107,11 +112,45 @@ def objective_values(metrics: dict[str, Any], objectives: tuple[str, ...]) -> li
 def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, FrozenTrial]) -> FrozenTrial:
     """Ask one trial, score it (or reuse a known genotype's scores), tell the result.
 
-    Exceptions other than KeyboardInterrupt end the trial FAIL with the reason and return;
-    an interrupt ends it FAIL ("interrupted") and propagates.
+    The trial records heartbeats while it runs (search/liveness.py). Exceptions other than
+    KeyboardInterrupt end the trial FAIL with the reason and return; an interrupt ends it FAIL
+    ("interrupted") and propagates.
     """
-    trial = study.ask()
+    with warnings.catch_warnings():
+        # "Heartbeat of storage is supposed to be used with Study.optimize": we record them (Heartbeat)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        trial = study.ask()
     trial.set_user_attr("worker", WORKER)
+    trial.set_user_attr("worker_ns", WORKER_NS)
+    if _surplus(study, trial, evaluator.cfg.n_trials):
+        return _give_back(study, trial)
+    with Heartbeat(study, trial._trial_id):
+        return _score(study, trial, evaluator, cache)
+
+
+def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+    """Workers check for a free slot before ``ask``, but two can pass the check at once. Trial
+    numbers are unique and ordered, so the slots go to the lowest numbers: a trial with
+    ``n_trials`` COMPLETE or lower-numbered RUNNING trials ahead of it is one too many."""
+    ahead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+             if t.state == TrialState.COMPLETE or t.number < trial.number]
+    return len(ahead) >= n_trials
+
+
+def _give_back(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
+    """End a surplus trial PRUNED before any work; a queued candidate it took (a preset, a
+    retry) goes back to the queue, so it is evaluated if a slot frees up."""
+    frozen = study._storage.get_trial(trial._trial_id)
+    fixed = frozen.system_attrs.get("fixed_params")
+    if fixed:
+        attrs = {k: frozen.user_attrs[k] for k in ("seed", "retry_of") if k in frozen.user_attrs}
+        study.enqueue_trial(fixed, user_attrs=attrs)
+    trial.set_user_attr("fail_reason", "not run: the other workers hold the last slots of n_trials")
+    return study.tell(trial, state=TrialState.PRUNED)
+
+
+def _score(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
+           cache: dict[str, FrozenTrial]) -> FrozenTrial:
     started = time.perf_counter()
     try:
         genotype = sample(trial, evaluator.cfg.space)
@@ -119,7 +158,7 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, Frozen
         trial.set_user_attr("genotype", genotype.to_dict())
         trial.set_user_attr("key", key)
         trial.set_user_attr("preset", preset_of(genotype))
-        source = cache.get(key)
+        source = claim_or_reuse(study, trial, key, cache)
         if source is not None:
             metrics = {k: source.user_attrs[k] for k in METRIC_KEYS if k in source.user_attrs}
             metrics["reused_from"] = source.number
@@ -141,11 +180,16 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, Frozen
         _fail(study, trial, "interrupted")
         raise
     except Exception as exc:  # a failed candidate must not end the search
-        reason = str(exc) if isinstance(exc, TrialFailed) else f"{type(exc).__name__}: {exc}"
-        log.warning("trial %d failed: %s", trial.number, reason, exc_info=not isinstance(exc, TrialFailed))
+        known = isinstance(exc, (TrialFailed, SameGenotypeFailed))
+        reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
+        if not known:  # known failures are logged once, with the trial's line (search/loop.py)
+            log.warning("trial %d failed: %s", trial.number, reason, exc_info=True)
         return _fail(study, trial, reason)
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> FrozenTrial:
-    trial.set_user_attr("fail_reason", reason)
-    return study.tell(trial, state=TrialState.FAIL)
+    try:
+        trial.set_user_attr("fail_reason", reason)
+        return study.tell(trial, state=TrialState.FAIL)
+    except (UpdateFinishedTrialError, ValueError):  # already failed by another worker (as stale): keep its record
+        return study._storage.get_trial(trial._trial_id)

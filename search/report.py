@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 GENOTYPE_FIELDS = tuple(Genotype.__dataclass_fields__)
 METRIC_COLUMNS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops",
                   "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "device", "diverged",
-                  "feasible", "reused_from", "fail_reason", "key")
+                  "feasible", "reused_from", "retry_of", "fail_reason", "worker", "key")
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -46,7 +46,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     candidates = (df["state"] == "COMPLETE") & (df["feasible"] != False)  # noqa: E712 (None counts as feasible)
     points = list(zip(df.loc[candidates, "accuracy"].astype(float), df.loc[candidates, "energy_uJ"].astype(float)))
     df["is_pareto"] = False
-    df.loc[candidates, "is_pareto"] = pareto_mask(points)
+    if points:  # pandas refuses an empty assignment on an all-False mask
+        df.loc[candidates, "is_pareto"] = pareto_mask(points)
     return df
 
 

@@ -1,0 +1,139 @@
+"""``boolnas-search workers=N``: N worker processes on one study, and a supervisor that watches them.
+
+The supervisor opens the study first (so the workers find it created and the presets queued),
+then starts each worker as ``python -m search <the same overrides> workers=1 worker_index=i
+progress=false``, with ``budget.num_threads`` set to share the CPU cores unless the user set it.
+Workers coordinate only through the storage (search/loop.py, search/claims.py,
+search/liveness.py), exactly as when a user starts the same command N times or a SLURM array
+starts it on N machines. The supervisor shows the study's progress, forwards SIGINT/SIGTERM to the
+workers (which end their trials FAIL "interrupted" and exit), and writes the reports once at the
+end. A worker that dies (SIGKILL, out of memory) is reported; the others retry its trial and go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+import optuna
+from optuna.trial import TrialState
+
+from search.cli_support import WORKER_TAG_ENV
+from search.config import SearchConfig
+from search.loop import prepare_study
+from search.pareto import front
+from search.report import write_reports
+
+log = logging.getLogger(__name__)
+POLL_S = 1.0
+OWN_KEYS = ("workers", "worker_index", "progress")  # the supervisor sets these for each worker
+
+
+def worker_command(overrides: Sequence[str], index: int, num_threads: int | None) -> list[str]:
+    """The command line of worker ``index``: the user's overrides, minus the ones set here."""
+    keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in OWN_KEYS]
+    if num_threads is not None:
+        keep = [o for o in keep if o.split("=", 1)[0].lstrip("+~") != "budget.num_threads"]
+        keep.append(f"budget.num_threads={num_threads}")
+    return [sys.executable, "-m", "search", *keep, "workers=1", f"worker_index={index}", "progress=false"]
+
+
+def threads_per_worker(cfg: SearchConfig) -> int | None:
+    """Share the cores between the workers, unless the user chose ``budget.num_threads``."""
+    if cfg.budget.num_threads:
+        return None
+    return max(1, (os.cpu_count() or 1) // cfg.workers)
+
+
+def run_workers(cfg: SearchConfig, overrides: Sequence[str]) -> int:
+    """Start ``cfg.workers`` workers, wait for them, write the reports; returns the exit code."""
+    study = prepare_study(cfg)
+    done = _complete(study)
+    if done >= cfg.n_trials:
+        log.info("study %r already holds %d finished trials (n_trials=%d): nothing to do", cfg.study, done,
+                 cfg.n_trials)
+        write_reports(study, cfg.study_dir)
+        return 0
+    threads = threads_per_worker(cfg)
+    log.info("study %r: %d/%d finished; starting %d workers%s", cfg.study, done, cfg.n_trials, cfg.workers,
+             f" ({threads} torch thread(s) each)" if threads else "")
+    procs = [subprocess.Popen(worker_command(overrides, i, threads),
+                              env={**os.environ, WORKER_TAG_ENV: f"w{i}"}, start_new_session=True)
+             for i in range(cfg.workers)]
+    interrupted = _forward_signals(procs)
+    try:
+        codes = _watch(study, cfg, procs)
+    finally:
+        for p in procs:  # never leave workers behind (e.g. the supervisor itself failed)
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    write_reports(study, cfg.study_dir)
+    return _exit_code(study, cfg, codes, interrupted)
+
+
+def _complete(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _forward_signals(procs: list[subprocess.Popen[bytes]]) -> list[bool]:
+    """SIGINT/SIGTERM to the supervisor go on to the workers as one SIGINT (they end their trials
+    cleanly). The workers run in their own sessions, so a terminal's Ctrl-C reaches them only
+    through here, once."""
+    flag = [False]
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        flag[0] = True
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return flag
+
+
+def _watch(study: optuna.Study, cfg: SearchConfig, procs: list[subprocess.Popen[bytes]]) -> list[int]:
+    from tqdm.auto import tqdm
+
+    reported: set[int] = set()
+    with tqdm(total=cfg.n_trials, desc=f"search[{cfg.study}] x{cfg.workers}", unit="trial", file=sys.stderr,
+              disable=not cfg.progress, dynamic_ncols=True) as bar:
+        while True:
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            points = [(float(t.user_attrs["accuracy"]), float(t.user_attrs["energy_uJ"])) for t in complete
+                      if t.user_attrs.get("feasible", True) and "accuracy" in t.user_attrs]
+            bar.n = len(complete)
+            bar.set_postfix(front=len(front(points)), refresh=True)
+            for i, p in enumerate(procs):
+                if p.returncode is None and p.poll() is not None and p.returncode < 0 and i not in reported:
+                    reported.add(i)
+                    log.warning("worker w%d was killed by signal %d; the other workers retry its trial",
+                                i, -p.returncode)
+            if all(p.poll() is not None for p in procs):
+                return [int(p.returncode) for p in procs]
+            time.sleep(POLL_S)
+
+
+def _exit_code(study: optuna.Study, cfg: SearchConfig, codes: list[int], interrupted: list[bool]) -> int:
+    done = _complete(study)
+    if interrupted[0]:
+        log.warning("interrupted: run the same command again to resume study %r (%d/%d finished)",
+                    cfg.study, done, cfg.n_trials)
+        return 130
+    if done >= cfg.n_trials:
+        return 0
+    failed = [c for c in codes if c > 0]
+    log.error("the workers stopped at %d/%d finished trials (exit codes %s); see their messages above",
+              done, cfg.n_trials, codes)
+    return max(failed) if failed else 1
