@@ -10,8 +10,7 @@ studies' storages:
 - which presets each final front dominates (a front member other than the preset itself that is
   at least as accurate and at most as costly, better in one),
 - whether the run found an architecture with energy <= boolnet18_k4's and proxy accuracy >=
-  bireal18's (the BoolNet paper's claim, under the proxy),
-- the wall time of the first 45 trials of the default run (what ``make search`` runs).
+  bireal18's (the BoolNet paper's claim, under the proxy).
 
 Both runs start with the same seven presets (the default ``seed_presets=true``), so the budget
 and the reference points are identical; only the sampler differs.
@@ -45,7 +44,6 @@ sys.path.insert(0, str(REPO))
 from search.pareto import dominates, front, hypervolume  # noqa: E402
 
 SAMPLERS = ("tpe", "random")
-MAKE_SEARCH_TRIALS = 45  # conf/search.yaml's n_trials
 
 
 def study_name(sampler: str, seed: int) -> str:
@@ -103,10 +101,6 @@ def analyse(trials: list[optuna.trial.FrozenTrial], ref: float) -> dict[str, Any
                   "trials": [{"number": t.number, "preset": t.user_attrs.get("preset") or None, "accuracy": p[0],
                               "energy_uJ": p[1]} for t, p in hits]}
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    first = complete[:MAKE_SEARCH_TRIALS]
-    span = None
-    if len(first) == MAKE_SEARCH_TRIALS and first[0].datetime_start and first[-1].datetime_complete:
-        span = (first[-1].datetime_complete - first[0].datetime_start).total_seconds()
     return {
         "trials": len(trials), "complete": len(complete), "hv_history": history,
         "final_hv": history[-1] if history else 0.0,
@@ -114,7 +108,6 @@ def analyse(trials: list[optuna.trial.FrozenTrial], ref: float) -> dict[str, Any
                    "energy_uJ": p[1]} for t, p in members],
         "presets": {k: {"accuracy": v[0], "energy_uJ": v[1]} for k, v in presets.items()},
         "dominated_presets": dominated, "boolnet_claim": target,
-        f"first_{MAKE_SEARCH_TRIALS}_complete_wall_s": span,
     }
 
 

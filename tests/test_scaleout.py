@@ -57,13 +57,13 @@ def assert_consistent(rows: list[dict[str, str]], n_trials: int) -> None:
 
 # --------------------------------------------------------------------------- local storage
 def test_two_local_workers_share_the_default_sqlite_study(tmp_path: Path) -> None:
-    out = search(f"results_dir={tmp_path}", "study=local2", "workers=2", "n_trials=10", "sampler=random",
+    out = search(f"results_dir={tmp_path}", "study=local2", "workers=2", "n_trials=12", "sampler=random",
                  *TWO_POINTS)
     assert out.returncode == 0, out.stderr
     assert "starting 2 workers" in out.stderr and "[INFO] w0" in out.stderr and "[INFO] w1" in out.stderr
     assert "database is locked" not in out.stderr
     rows = rows_of(tmp_path, "local2")
-    assert_consistent(rows, 10)
+    assert_consistent(rows, 12)
     assert len({r["key"] for r in rows if r["state"] == "COMPLETE" and not r["reused_from"]}) == 2
     assert len({r["worker"] for r in rows}) == 2  # both workers ran trials
     for name in ("report.html", "pareto.html", "study.db"):
