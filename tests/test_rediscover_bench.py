@@ -33,5 +33,6 @@ def test_rediscover_runs_both_samplers_and_reports(tmp_path: Path) -> None:
             assert all(any(m["number"] == n for m in run["front"]) for n in by)
             assert all(mine["energy_uJ"] >= m["energy_uJ"] and mine["accuracy"] <= m["accuracy"]
                        for m in run["front"] if m["number"] in by)
-    assert (tmp_path / "out" / "rediscover.png").stat().st_size > 10_000
+    for png in ("rediscover.png", "rediscover_front.png"):
+        assert (tmp_path / "out" / png).stat().st_size > 10_000
     assert json.loads(out.stdout.strip().splitlines()[-1])["mean_final_hv"].keys() == {"tpe", "random"}
