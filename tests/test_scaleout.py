@@ -70,6 +70,29 @@ def test_two_local_workers_share_the_default_sqlite_study(tmp_path: Path) -> Non
         assert (tmp_path / "local2" / name).is_file()
 
 
+def _kill_mid_trial(storage: str, study: str) -> optuna.trial.FrozenTrial | None:
+    """SIGKILL a worker while it trains: stop it first (SIGSTOP), so the trial it is running can
+    be read without a race, then kill it; returns that trial, or None (no worker training yet)."""
+    try:
+        running = optuna.load_study(study_name=study, storage=storage).get_trials(
+            deepcopy=False, states=(TrialState.RUNNING,))
+    except Exception:  # noqa: BLE001 (the study is being created)
+        return None
+    for t in running:
+        if not t.user_attrs.get("trains"):  # not yet past sampling
+            continue
+        worker = t.user_attrs["worker"]
+        pid = int(worker.rpartition(":")[2])
+        os.kill(pid, signal.SIGSTOP)
+        current = [x for x in optuna.load_study(study_name=study, storage=storage).get_trials(
+            deepcopy=False, states=(TrialState.RUNNING,)) if x.user_attrs.get("worker") == worker]
+        if current:
+            os.kill(pid, signal.SIGKILL)
+            return current[0]
+        os.kill(pid, signal.SIGCONT)  # it was between trials: try again
+    return None
+
+
 def test_sigkilled_worker_trial_is_retried(tmp_path: Path) -> None:
     # slow trials (many tiny epochs) so a worker can be caught mid-trial
     args = [*SEARCH, f"results_dir={tmp_path}", "study=kill", "workers=2", "n_trials=5", "seed_presets=false",
@@ -81,16 +104,7 @@ def test_sigkilled_worker_trial_is_retried(tmp_path: Path) -> None:
     try:
         while victim is None and time.time() < deadline and proc.poll() is None:
             time.sleep(0.5)
-            try:
-                running = optuna.load_study(study_name="kill", storage=storage).get_trials(
-                    deepcopy=False, states=(TrialState.RUNNING,))
-            except Exception:  # noqa: BLE001 (the study is being created)
-                continue
-            for t in running:
-                if t.user_attrs.get("trains"):  # past sampling, now training
-                    victim = t
-                    os.kill(int(t.user_attrs["worker"].rpartition(":")[2]), signal.SIGKILL)
-                    break
+            victim = _kill_mid_trial(storage, "kill")
         assert victim is not None, "never saw a training trial"
         _, err = proc.communicate(timeout=900)
     finally:
@@ -100,15 +114,11 @@ def test_sigkilled_worker_trial_is_retried(tmp_path: Path) -> None:
     assert "was killed by signal 9" in err
     rows = rows_of(tmp_path, "kill")
     assert_consistent(rows, 5)
-    # the trial the killed worker was running (normally the victim; the worker may have moved on
-    # to its next trial between our read and the kill)
-    (dead,) = [r for r in rows if r["worker"] == victim.user_attrs["worker"] and r["state"] == "FAIL"]
-    assert "died" in dead["fail_reason"]
-    retries = [r for r in rows if r["retry_of"] and int(float(r["retry_of"])) == int(dead["number"])
+    (dead,) = [r for r in rows if int(r["number"]) == victim.number]
+    assert dead["state"] == "FAIL" and "died" in dead["fail_reason"], dead
+    retries = [r for r in rows if r["retry_of"] and int(float(r["retry_of"])) == victim.number
                and r["state"] == "COMPLETE"]  # (a retry taken by a surplus trial goes back to the queue)
-    assert len(retries) == 1
-    if dead["key"]:  # it got as far as sampling: the retry evaluates the same genotype
-        assert retries[0]["key"] == dead["key"]
+    assert len(retries) == 1 and retries[0]["key"] == dead["key"], rows
 
 
 def test_consecutive_failures_stop_the_worker(tmp_path: Path) -> None:
