@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluators.adam import AVAILABLE as FUSED_ADAM
+from evaluators.adam import FusedAdam
 from evaluators.checkpoint import Checkpointer
 from evaluators.data import Dataset
 from space.records import record_from_mapping
@@ -206,23 +208,26 @@ def _latent_binary_weights(model: nn.Module) -> set[int]:
             and isinstance(getattr(m, "weight", None), nn.Parameter)}
 
 
-def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, budget: Budget) -> torch.optim.Optimizer | FusedAdam:
     """Adam / RAdam with two parameter groups: latent binary weights at ``lr``, the real-valued
     rest at ``lr * real_lr_mult`` (latent weights only matter through their sign, real ones
     through their value, so they tolerate different step sizes)."""
-    cls = torch.optim.Adam if budget.optimizer == "adam" else torch.optim.RAdam
     binary = _latent_binary_weights(model)
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if id(p) in binary], "lr": budget.lr},
               {"params": [p for p in params if id(p) not in binary], "lr": budget.lr * budget.real_lr_mult}]
     groups = [g for g in groups if g["params"]]
     # One fused kernel (Adam) or multi-tensor ops (RAdam) per step instead of ~10 small ops per
-    # parameter tensor: ~3.5 % of a batch-32 proxy step on CPU. Older torch lacks fused Adam on CPU.
+    # parameter tensor: ~3.5 % of a batch-32 proxy step on CPU. Adam runs torch's fused kernel
+    # outside torch.optim, which saves the first use's 1.2-1.9 s import (evaluators/adam.py).
+    if budget.optimizer == "adam":
+        if FUSED_ADAM:
+            return FusedAdam(groups, lr=budget.lr, weight_decay=budget.weight_decay)
+        return torch.optim.Adam(groups, lr=budget.lr, weight_decay=budget.weight_decay)
     try:
-        return cls(groups, lr=budget.lr, weight_decay=budget.weight_decay,
-                   **({"fused": True} if cls is torch.optim.Adam else {"foreach": True}))
-    except RuntimeError:
-        return cls(groups, lr=budget.lr, weight_decay=budget.weight_decay)
+        return torch.optim.RAdam(groups, lr=budget.lr, weight_decay=budget.weight_decay, foreach=True)
+    except RuntimeError:  # older torch without foreach RAdam on this device
+        return torch.optim.RAdam(groups, lr=budget.lr, weight_decay=budget.weight_decay)
 
 
 def lr_factor(step: int, total_steps: int, warmup: float) -> float:
@@ -264,8 +269,9 @@ def train(
     total_steps = steps_per_epoch * budget.epochs
     every = budget.temperature_every or max(1, total_steps // 100)
     optimizer = make_optimizer(model, budget)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total_steps, budget.warmup))
+    # The schedule is a pure function of the step (lr_factor), set before every optimizer step:
+    # no scheduler object, and a resumed run recomputes it from the checkpoint's step.
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
     checkpointer = Checkpointer(Path(run_dir)) if (budget.checkpoint and run_dir is not None) else None
     start_epoch, step, history = 0, 0, []
     if checkpointer is not None:
@@ -273,7 +279,6 @@ def train(
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
             start_epoch, step, history = int(state["epoch"]), int(state["step"]), list(state["history"])
             gen.set_state(state["generator"])
             log.info("resumed from %s at epoch %d (step %d)", checkpointer.path, start_epoch, step)
@@ -307,8 +312,10 @@ def train(
                 loss.backward()
                 if budget.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), budget.grad_clip)
+                factor = lr_factor(step, total_steps, budget.warmup)
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * factor
                 optimizer.step()
-                scheduler.step()
                 step += 1
                 images += len(yb)
                 epoch_loss += value
@@ -324,7 +331,7 @@ def train(
             if checkpointer is not None:
                 checkpointer.save({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "step": step,
+                    "epoch": epoch + 1, "step": step,
                     "history": history, "generator": gen.get_state(),
                 })
     except Diverged as exc:
