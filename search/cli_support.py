@@ -151,9 +151,11 @@ def existing_study(study: Any, storage: Any, results_dir: Path) -> str:
     if not STUDY_NAME.match(name):
         raise ValueError(f"study={name!r} is not a valid study name (letters, digits, '_', '-', '.'; no paths): "
                          "give the name a search was run with")
-    if storage.kind in ("sqlite", "journal") and not storage.url:
+    from search.storage import LOCAL_FILES, is_local_file
+
+    if is_local_file(storage):
         study_dir = Path(results_dir) / name
-        file = study_dir / ("study.db" if storage.kind == "sqlite" else "journal.log")
+        file = study_dir / LOCAL_FILES[storage.kind]
         if not file.is_file():
             other = "journal" if storage.kind == "sqlite" else "sqlite"
             hint = (f"; {study_dir} holds no {file.name}: was it run with storage={other}?" if study_dir.is_dir()
