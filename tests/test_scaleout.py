@@ -121,6 +121,37 @@ def test_sigkilled_worker_trial_is_retried(tmp_path: Path) -> None:
     assert len(retries) == 1 and retries[0]["key"] == dead["key"], rows
 
 
+def test_ctrl_c_reaches_every_worker_and_the_rerun_resumes(tmp_path: Path) -> None:
+    args = [*SEARCH, f"results_dir={tmp_path}", "study=intr", "workers=2", "n_trials=4", "seed_presets=false",
+            "sampler=random", "budget.epochs=30"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = f"sqlite:///{tmp_path / 'intr' / 'study.db'}"
+    deadline = time.time() + 900  # safety net only
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            try:
+                running = optuna.load_study(study_name="intr", storage=storage).get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING,))
+            except Exception:  # noqa: BLE001 (the study is being created)
+                continue
+            if any(t.user_attrs.get("trains") for t in running):
+                break
+        proc.send_signal(signal.SIGINT)  # to the supervisor only: the workers run in their own sessions
+        _, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "resume" in err
+    trials = optuna.load_study(study_name="intr", storage=storage).get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    again = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr
+    assert_consistent(rows_of(tmp_path, "intr"), 4)
+
+
 def test_consecutive_failures_stop_the_worker(tmp_path: Path) -> None:
     out = search(f"results_dir={tmp_path}", "study=broken", "n_trials=10", "seed_presets=false",
                  "budget.inject_nan_at_step=0", "max_consecutive_failures=3")
