@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from search.config import StorageConfig
 ENV_URL = "BOOLNAS_STORAGE_URL"
 CONNECT_TIMEOUT_S = 10  # per connection attempt; opening a study stays well inside 30 s
 SQLITE_BUSY_TIMEOUT_S = 60
+OPEN_ATTEMPTS = 5
+TRANSIENT = ("already exists", "locked", "unique constraint", "duplicate key", "busy")
 _PASSWORD = re.compile(r"(?P<head>[a-z0-9+.-]+://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)", re.IGNORECASE)
 
 
@@ -104,19 +107,27 @@ def _rdb_storage(url: str, storage: StorageConfig) -> optuna.storages.RDBStorage
     if storage.heartbeat_interval:
         # stale trials are failed and retried by search.liveness.fail_stale, which records why
         heartbeat = {"heartbeat_interval": storage.heartbeat_interval, "grace_period": storage.grace_period}
-    try:
-        with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna since 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
-    except (NoSuchModuleError, ArgumentError, ImportError) as exc:
-        raise StorageError(f"storage URL {masked(url)!r} is not usable: {_first_line(exc)} "
-                           f"(for PostgreSQL use postgresql+psycopg://user:password@host:port/database)") from None
-    except SQLAlchemyError as exc:
-        raise StorageError(f"cannot reach the storage {masked(url)}: {_first_line(exc)} "
-                           f"(is the server running and the URL right?)") from None
-    if url.startswith("sqlite"):
-        _enable_wal(rdb)
-    return rdb
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" in Optuna since 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+            if url.startswith("sqlite"):
+                _enable_wal(rdb)
+            return rdb
+        except (NoSuchModuleError, ArgumentError, ImportError) as exc:
+            raise StorageError(f"storage URL {masked(url)!r} is not usable: {_first_line(exc)} (for PostgreSQL "
+                               f"use postgresql+psycopg://user:password@host:port/database)") from None
+        except SQLAlchemyError as exc:
+            # Processes that open a new database at the same moment race to create its tables
+            # (a worker, a report, a test reading progress): the loser sees "already exists" or
+            # a lock; the tables are there a moment later. Anything else is the user's to fix.
+            if attempt + 1 < OPEN_ATTEMPTS and any(t in str(exc).lower() for t in TRANSIENT):
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise StorageError(f"cannot reach the storage {masked(url)}: {_first_line(exc)} "
+                               f"(is the server running and the URL right?)") from None
+    raise AssertionError("unreachable")
 
 
 def _enable_wal(rdb: optuna.storages.RDBStorage) -> None:

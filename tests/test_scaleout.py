@@ -4,6 +4,7 @@ stale heartbeats), consecutive failures, unreachable storages, passwords kept ou
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from multiprocessing.queues import Queue
 from pathlib import Path
 
 import optuna
@@ -283,3 +285,28 @@ def test_surplus_trial_gives_its_slot_and_queued_candidate_back() -> None:
     assert _give_back(study, late).state == TrialState.PRUNED
     (queued,) = study.get_trials(states=(TrialState.WAITING,))
     assert queued.system_attrs["fixed_params"] == {"shortcut": "fp32"} and queued.user_attrs["seed"] == "bireal18"
+
+
+def _open_storage(directory: str, results: Queue) -> None:
+    from search.storage import make_storage
+
+    try:
+        make_storage(StorageConfig(), Path(directory))
+        results.put("ok")
+    except Exception as exc:  # noqa: BLE001 (reported to the test)
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_workers_opening_a_new_sqlite_study_at_once_all_succeed(tmp_path: Path) -> None:
+    # Processes that create the same database at the same moment race to create its tables
+    # ("table studies already exists", "UNIQUE constraint failed: alembic_version"); without the
+    # retry in search.storage about a third of them failed here.
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(6):
+        results: Queue = ctx.Queue()
+        procs = [ctx.Process(target=_open_storage, args=(str(tmp_path / str(round_)), results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [results.get(timeout=10) for _ in procs] == ["ok"] * 4
