@@ -120,12 +120,16 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, Frozen
         # "Heartbeat of storage is supposed to be used with Study.optimize": we record them (Heartbeat)
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
         trial = study.ask()
-    trial.set_user_attr("worker", WORKER)
-    trial.set_user_attr("worker_ns", WORKER_NS)
-    if _surplus(study, trial, evaluator.cfg.n_trials):
-        return _give_back(study, trial)
-    with Heartbeat(study, trial._trial_id):
-        return _score(study, trial, evaluator, cache)
+    try:  # from here on an interrupt must not leave the trial RUNNING
+        trial.set_user_attr("worker", WORKER)
+        trial.set_user_attr("worker_ns", WORKER_NS)
+        if _surplus(study, trial, evaluator.cfg.n_trials):
+            return _give_back(study, trial)
+        with Heartbeat(study, trial._trial_id):
+            return _score(study, trial, evaluator, cache)
+    except KeyboardInterrupt:
+        _fail(study, trial, "interrupted")  # a no-op when _score already ended it
+        raise
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
