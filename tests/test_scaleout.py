@@ -72,15 +72,19 @@ def test_two_local_workers_share_the_default_sqlite_study(tmp_path: Path) -> Non
         assert (tmp_path / "local2" / name).is_file()
 
 
+def _running(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
+    """The study's RUNNING trials; none while a worker is still creating the study."""
+    try:
+        return optuna.load_study(study_name=study, storage=storage).get_trials(
+            deepcopy=False, states=(TrialState.RUNNING,))
+    except Exception:  # noqa: BLE001 (the study is being created)
+        return []
+
+
 def _kill_mid_trial(storage: str, study: str) -> optuna.trial.FrozenTrial | None:
     """SIGKILL a worker while it trains: stop it first (SIGSTOP), so the trial it is running can
     be read without a race, then kill it; returns that trial, or None (no worker training yet)."""
-    try:
-        running = optuna.load_study(study_name=study, storage=storage).get_trials(
-            deepcopy=False, states=(TrialState.RUNNING,))
-    except Exception:  # noqa: BLE001 (the study is being created)
-        return None
-    for t in running:
+    for t in _running(storage, study):
         if not t.user_attrs.get("trains"):  # not yet past sampling
             continue
         worker = t.user_attrs["worker"]
@@ -132,12 +136,7 @@ def test_ctrl_c_reaches_every_worker_and_the_rerun_resumes(tmp_path: Path) -> No
     try:
         while time.time() < deadline and proc.poll() is None:
             time.sleep(0.5)
-            try:
-                running = optuna.load_study(study_name="intr", storage=storage).get_trials(
-                    deepcopy=False, states=(TrialState.RUNNING,))
-            except Exception:  # noqa: BLE001 (the study is being created)
-                continue
-            if any(t.user_attrs.get("trains") for t in running):
+            if any(t.user_attrs.get("trains") for t in _running(storage, "intr")):
                 break
         proc.send_signal(signal.SIGINT)  # to the supervisor only: the workers run in their own sessions
         _, err = proc.communicate(timeout=900)
