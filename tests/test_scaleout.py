@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -72,6 +74,23 @@ def test_two_local_workers_share_the_default_sqlite_study(tmp_path: Path) -> Non
         assert (tmp_path / "local2" / name).is_file()
 
 
+def _during_search(proc: subprocess.Popen[str], act: Callable[[], Any]) -> tuple[Any, str]:
+    """Call ``act`` every 0.5 s while the search runs until it returns something (it signals a
+    worker), then wait for the search to end; returns that something and the search's stderr."""
+    done = None
+    deadline = time.time() + 900  # safety net only
+    try:
+        while not done and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            done = act()
+        assert done, "never saw a training trial"
+        _, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return done, err
+
+
 def _running(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
     """The study's RUNNING trials; none while a worker is still creating the study."""
     try:
@@ -105,17 +124,7 @@ def test_sigkilled_worker_trial_is_retried(tmp_path: Path) -> None:
             "sampler=random", "budget.epochs=40"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     storage = f"sqlite:///{tmp_path / 'kill' / 'study.db'}"
-    victim = None
-    deadline = time.time() + 900  # safety net only
-    try:
-        while victim is None and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            victim = _kill_mid_trial(storage, "kill")
-        assert victim is not None, "never saw a training trial"
-        _, err = proc.communicate(timeout=900)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    victim, err = _during_search(proc, lambda: _kill_mid_trial(storage, "kill"))
     assert proc.returncode == 0, err
     assert "was killed by signal 9" in err
     rows = rows_of(tmp_path, "kill")
@@ -132,17 +141,14 @@ def test_ctrl_c_reaches_every_worker_and_the_rerun_resumes(tmp_path: Path) -> No
             "sampler=random", "budget.epochs=30"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     storage = f"sqlite:///{tmp_path / 'intr' / 'study.db'}"
-    deadline = time.time() + 900  # safety net only
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            if any(t.user_attrs.get("trains") for t in _running(storage, "intr")):
-                break
+
+    def interrupt_while_training() -> bool:
+        if not any(t.user_attrs.get("trains") for t in _running(storage, "intr")):
+            return False
         proc.send_signal(signal.SIGINT)  # to the supervisor only: the workers run in their own sessions
-        _, err = proc.communicate(timeout=900)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        return True
+
+    _, err = _during_search(proc, interrupt_while_training)
     assert proc.returncode == 130, err
     assert "resume" in err
     trials = optuna.load_study(study_name="intr", storage=storage).get_trials()
