@@ -96,6 +96,7 @@ def check_overrides(argv: Sequence[str], config_name: str, groups: Sequence[str]
         with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
             cfg = compose(config_name, overrides=overrides)
             OmegaConf.to_container(cfg, resolve=True)
+            base = compose(config_name, overrides=[a for a in overrides if not a.startswith("+")])
     except OverrideParseException as exc:
         arg = exc.override or "?"
         raise ValueError(f"cannot parse the override {arg!r}: {_one_line(exc.message)}; "
@@ -105,6 +106,25 @@ def check_overrides(argv: Sequence[str], config_name: str, groups: Sequence[str]
     except OmegaConfBaseException as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ValueError(f"bad override: {first}") from exc
+    _refuse_added_keys(overrides, base, config_name, groups)
+
+
+def _refuse_added_keys(overrides: Sequence[str], base: Any, config_name: str, groups: Sequence[str]) -> None:
+    """Hydra's ``+key=value`` (and ``++key=value``) adds a key the config does not have; no
+    boolnas command would ever read it, so the value would be silently ignored. Refused."""
+    from omegaconf import OmegaConf
+
+    for arg in overrides:
+        if not arg.startswith("+"):
+            continue
+        key = arg.lstrip("+").partition("=")[0].strip()
+        if key.startswith("hydra") or key in groups or OmegaConf.select(base, key, default=_MISSING) is not _MISSING:
+            continue
+        raise ValueError(f"unknown key {key!r} in {arg!r}: '+' adds a key that this command never reads; "
+                         f"{_keys_hint(key, config_name, list(overrides), groups)}")
+
+
+_MISSING = object()
 
 
 def _composition_message(exc: Exception, overrides: list[str], config_name: str, groups: Sequence[str]) -> str:
