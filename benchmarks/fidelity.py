@@ -85,7 +85,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -115,6 +115,7 @@ BOOTSTRAP = 2000
 QUICK_PRESETS = ("basenet18_k1", "bireal18")
 ZC_METRICS = ("zc_naswot", "zc_grad_norm", "zc_snip")
 TARGET = "long_test_acc"
+VARIANT_KIND = "proxy:"  # job kind of a proxy variant: "proxy:train_subset=4096"
 CACHED_MARKER = "to run"  # stderr: "fidelity: N measurements, C cached, P to run"
 
 
@@ -179,6 +180,21 @@ def long_budget(proxy: Budget, full: Budget, epochs: int, batch_size: int = LONG
         train_subset=None, val_subset=None, augment=False, eval_test=True, checkpoint=False)
 
 
+def parse_variant(spec: str, proxy: Budget) -> Budget:
+    """A proxy variant ``key=value[,key=value...]`` (conf/budget keys): the default proxy budget
+    with those fields replaced, validated as any budget is."""
+    overrides: dict[str, Any] = {}
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"proxy variant {spec!r}: expected key=value[,key=value...]")
+        overrides[key.strip()] = yaml.safe_load(value)
+    unknown = sorted(set(overrides) - set(asdict(proxy)))
+    if unknown:
+        raise ValueError(f"proxy variant {spec!r}: unknown budget key(s) {unknown}")
+    return Budget.from_dict({**asdict(proxy), **overrides})
+
+
 def quick_setup() -> tuple[Budget, DataConfig]:
     """The smoke run's proxy budget and data: conf/budget/tiny.yaml shrunk to 2 steps at 14x14 on
     a small synthetic set (512 training images), so the derived long run (one epoch) is 8 steps."""
@@ -209,13 +225,20 @@ class Job:
     cost: float = 0.0  # relative cost estimate, for scheduling only
 
     @property
+    def measured_kind(self) -> str:
+        """What is measured: a proxy variant is a proxy run under another budget, so it shares the
+        cache with the default proxy (a variant equal to the default, or a former default kept
+        as a variant, is not measured again)."""
+        return "proxy" if self.kind.startswith(VARIANT_KIND) else self.kind
+
+    @property
     def budget_hash(self) -> str:
         extra = {"zc_batch": ZC_BATCH, "target": asdict(self.target_task)} if self.kind == "static" else {}
-        return config_hash(kind=self.kind, budget=asdict(self.budget), data=asdict(self.data), **extra)
+        return config_hash(kind=self.measured_kind, budget=asdict(self.budget), data=asdict(self.data), **extra)
 
     @property
     def cache_key(self) -> str:
-        return f"{self.arch_key}/{self.kind}/s{self.seed}/{self.budget_hash}"
+        return f"{self.arch_key}/{self.measured_kind}/s{self.seed}/{self.budget_hash}"
 
 
 _DATA: dict[DataConfig, Dataset] = {}
@@ -272,7 +295,9 @@ def measure(job: Job) -> dict[str, Any]:
 
 
 def make_jobs(archs: Sequence[Arch], proxy: Budget, long: Budget, proxy_seeds: Sequence[int], data: DataConfig,
-              target_task: Task) -> list[Job]:
+              target_task: Task, variants: Mapping[str, Budget] | None = None) -> list[Job]:
+    """Per architecture: zero-cost scores, the default proxy per seed, the long run, and each proxy
+    variant per seed (kind ``proxy:<spec>``; its budget hash keeps it apart in the cache)."""
     jobs = []
     for a in archs:
         per_image = cpu_cost(a.genotype, proxy)
@@ -282,6 +307,9 @@ def make_jobs(archs: Sequence[Arch], proxy: Budget, long: Budget, proxy_seeds: S
         jobs += [Job(**base, kind="proxy", seed=s, budget=proxy, cost=per_image * _images(proxy))
                  for s in proxy_seeds]
         jobs.append(Job(**base, kind="long", seed=0, budget=long, cost=per_image * _images(long)))
+        for spec, budget in (variants or {}).items():
+            jobs += [Job(**base, kind=f"{VARIANT_KIND}{spec}", seed=s, budget=budget,
+                         cost=per_image * _images(budget)) for s in proxy_seeds]
     return jobs
 
 
@@ -471,6 +499,68 @@ def summarize(rows: Sequence[dict[str, Any]], proxy_seeds: Sequence[int], seed: 
     return [{"predictor": p, "target": t, **rank_agreement(col[p], col[t], resamples, seed)} for p, t in pairs]
 
 
+def variant_summary(archs: Sequence[Arch], jobs: Sequence[Job], cache: dict[str, dict[str, Any]],
+                    rows: Sequence[dict[str, Any]], proxy_seeds: Sequence[int], seed: int,
+                    resamples: int = BOOTSTRAP) -> list[dict[str, Any]]:
+    """The cost-vs-fidelity table: for the default proxy and every variant, its relative training
+    compute (images per run x the per-image cost of its network shape, summed over the
+    architectures, default = 1), its mean measured time per run, Kendall tau / Spearman rho of its
+    seed-mean accuracy against long-training test accuracy, and its seed-to-seed tau."""
+    target = [r[TARGET] for r in rows]
+    default_compute = sum(j.cost for j in jobs if j.kind == "proxy")
+    out = []
+    for kind in ["proxy", *dict.fromkeys(j.kind for j in jobs if j.kind.startswith(VARIANT_KIND))]:
+        mine = [j for j in jobs if j.kind == kind]
+        got = {(j.arch_key, j.seed): cache[j.cache_key]["result"] for j in mine if j.cache_key in cache}
+        acc = {s: [_nan(got.get((a.key, s), {}).get("val_acc")) for a in archs] for s in proxy_seeds}
+        mean = np.mean([acc[s] for s in proxy_seeds], axis=0)
+        stat = rank_agreement(mean, target, resamples, seed)
+        noise = (rank_agreement(acc[proxy_seeds[0]], acc[proxy_seeds[1]], 0, seed)["kendall_tau"]
+                 if len(proxy_seeds) >= 2 else float("nan"))
+        times = [r["time_s"] for r in got.values()]
+        out.append({
+            "variant": "default" if kind == "proxy" else kind[len(VARIANT_KIND):],
+            "images_per_run": _images(mine[0].budget), "compute": sum(j.cost for j in mine) / default_compute,
+            "mean_time_s": float(np.mean(times)) if times else float("nan"), "runs": len(got),
+            **{k: stat[k] for k in ("kendall_tau", "tau_ci_low", "tau_ci_high", "spearman_rho", "n")},
+            "seed_to_seed_tau": noise, "mean_proxy_acc": float(np.nanmean(mean)) if got else float("nan"),
+        })
+    return out
+
+
+def plot_cost(variants: Sequence[dict[str, Any]], path: Path, subtitle: str) -> None:
+    """Kendall tau (95 % CI) against relative proxy compute, one point per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted((v for v in variants if not math.isnan(v["kendall_tau"])), key=lambda v: v["compute"])
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    x = [v["compute"] for v in pts]
+    tau = np.array([v["kendall_tau"] for v in pts])
+    err = np.vstack([tau - [v["tau_ci_low"] for v in pts], np.array([v["tau_ci_high"] for v in pts]) - tau])
+    ax.errorbar(x, tau, yerr=np.nan_to_num(err), marker="o", linestyle="none", capsize=3, color="C0",
+                label="proxy (seed mean) vs long training, 95% CI")
+    ax.plot(x, [v["seed_to_seed_tau"] for v in pts], marker="^", linestyle="none", color="C1",
+            label="proxy seed 0 vs seed 1 (noise ceiling)")
+    for v in pts:
+        ax.annotate(v["variant"], (v["compute"], v["kendall_tau"]), textcoords="offset points", xytext=(5, -12),
+                    fontsize=8, fontweight="bold" if v["variant"] == "default" else "normal")
+    ax.axhline(TAU_TARGET, color="0.5", linestyle=":", label=f"target tau = {TAU_TARGET}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("proxy training compute per run (relative to the default proxy)")
+    ax.set_ylabel("Kendall tau")
+    ax.set_title(f"Cost vs fidelity of the proxy\n{subtitle}", fontsize=9.5)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=150, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 # --------------------------------------------------------------------------- plot
 def plot(rows: Sequence[dict[str, Any]], main_stat: dict[str, Any], proxy_seeds: Sequence[int], path: Path,
          subtitle: str) -> None:
@@ -525,6 +615,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per measurement")
     ap.add_argument("--bootstrap", type=int, default=BOOTSTRAP, help="bootstrap resamples")
     ap.add_argument("--out", type=Path, default=None, help=f"default: {DEFAULT_OUT} ({{tmp}}/... with --quick)")
+    ap.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="a proxy variant measured beside the default (repeatable), e.g. train_subset=4096; "
+                         "adds fidelity_cost.csv and fidelity_cost.png")
     ap.add_argument("--quick", action="store_true", help="smoke run: synthetic data, tiny budgets, 3 archs")
     args = ap.parse_args(argv)
     if args.quick:
@@ -563,13 +656,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     long = long_budget(proxy, load_budget(CONF / "budget" / "full.yaml"), args.long_epochs, args.long_batch_size,
                        args.long_lr)
     target_task = Task.from_dict(yaml.safe_load((CONF / "task" / "imagenet.yaml").read_text()))
+    try:
+        variants = {spec: parse_variant(spec, proxy) for spec in args.variant}
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     archs = architectures(args.presets, args.n_sampled, args.seed, args.space)
-    jobs = make_jobs(archs, proxy, long, args.proxy_seeds, data, target_task)
+    jobs = make_jobs(archs, proxy, long, args.proxy_seeds, data, target_task, variants)
     args.out.mkdir(parents=True, exist_ok=True)
     cache_path = args.out / RUNS_FILE
     cache = read_cache(cache_path)
-    pending = [j for j in jobs if j.cache_key not in cache]
-    print(f"fidelity: {len(archs)} architectures, {len(jobs)} measurements, {len(jobs) - len(pending)} cached, "
+    unique = {j.cache_key for j in jobs}
+    pending = list({j.cache_key: j for j in jobs if j.cache_key not in cache}.values())
+    print(f"fidelity: {len(archs)} architectures, {len(unique)} measurements, {len(unique) - len(pending)} cached, "
           f"{len(pending)} {CACHED_MARKER} (cache {cache_path}; {args.jobs} job(s) x {args.threads} thread(s))",
           file=sys.stderr, flush=True)
     started = time.perf_counter()
@@ -587,7 +686,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f"({long.epochs} epoch(s) at {long.resolution or 'native'} px, width x{long.width_mult})")
     plot(rows, main_stat, args.proxy_seeds, args.out / "fidelity.png", subtitle)
 
+    if variants:
+        cost = variant_summary(archs, jobs, cache, rows, args.proxy_seeds, args.seed, args.bootstrap)
+        write_text_atomic(args.out / "fidelity_cost.csv", to_csv(cost))
+        plot_cost(cost, args.out / "fidelity_cost.png", subtitle)
+
     _print_table(summary)
+    if variants:
+        print(f"{'proxy variant':<34}{'compute':>8}{'s/run':>7}{'tau':>7}{'95% CI':>16}{'seed tau':>9}")
+        for v in cost:
+            print(f"{v['variant']:<34}{v['compute']:>8.2f}{v['mean_time_s']:>7.1f}{v['kendall_tau']:>7.3f}"
+                  f"{v['tau_ci_low']:>8.2f}..{v['tau_ci_high']:<6.2f}{v['seed_to_seed_tau']:>9.3f}")
     tau, lo, hi = main_stat["kendall_tau"], main_stat["tau_ci_low"], main_stat["tau_ci_high"]
     meets = bool(tau >= TAU_TARGET)
     print(f"compute: the long run sees {ratio:.1f}x the proxy's training images (same network per image)"
@@ -599,11 +708,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     s2s = next((s for s in summary if s["target"] != TARGET), None)
     result = {
         "benchmark": "fidelity", "quick": args.quick, "n_archs": len(archs), "n_presets": len(args.presets),
-        "measured": stats.done, "cached": len(jobs) - len(pending), "failed": stats.failed,
+        "measured": stats.done, "cached": len(unique) - len(pending), "failed": stats.failed,
         "compute_ratio": round(ratio, 2), "proxy_tau": tau, "proxy_tau_ci": [lo, hi],
         "proxy_rho": main_stat["spearman_rho"], "meets_tau_0_6": meets,
         "seed_to_seed_tau": s2s["kendall_tau"] if s2s else None,
         "taus": {s["predictor"]: s["kendall_tau"] for s in summary if s["target"] == TARGET},
+        "variants": ({v["variant"]: {"compute": v["compute"], "tau": v["kendall_tau"]} for v in cost}
+                     if variants else {}),
         "out": str(args.out),
     }
     print(json.dumps(_json_safe(result)))

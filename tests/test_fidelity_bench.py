@@ -26,10 +26,10 @@ SUMMARY_COLUMNS = ["predictor", "target", "kendall_tau", "tau_ci_low", "tau_ci_h
                    "rho_ci_high", "n"]
 
 
-def _run(out: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "fidelity.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def _run(out: Path, *extra: str, rc: int = 0) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "fidelity.py"), "--quick", "--out", str(out),
+                           *extra], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == rc, proc.stderr[-3000:]
     return proc
 
 
@@ -95,3 +95,35 @@ def test_sampled_genotypes_are_distinct_seeded_and_not_presets() -> None:
     assert len(a) == 16 and len({x.key for x in a}) == 16
     assert [x.key for x in a] == [x.key for x in b]
     assert [x.name for x in a[:7]] == list(fidelity.PRESETS) and not any(x.is_preset for x in a[7:])
+
+
+def test_proxy_variants_add_a_cost_vs_fidelity_table_and_plot(tmp_path: Path) -> None:
+    """Each --variant is measured per architecture and seed beside the default proxy, shares the
+    long runs, and gets a row of fidelity_cost.csv with its compute relative to the default."""
+    proxy, _ = fidelity.quick_setup()
+    half = proxy.batch_size  # one batch instead of the quick proxy's two: half the compute
+    spec = f"train_subset={half}"
+    done = _run(tmp_path, "--variant", spec)
+    assert "18 measurements, 0 cached, 18 to run" in done.stderr  # 12 + 3 archs x 2 seeds
+    rows = _read(tmp_path / "fidelity_cost.csv")
+    assert [r["variant"] for r in rows] == ["default", spec]
+    assert float(rows[0]["compute"]) == 1.0 and math.isclose(float(rows[1]["compute"]), 0.5)
+    assert [int(r["images_per_run"]) for r in rows] == [2 * half, half]
+    assert all(int(r["runs"]) == 6 for r in rows)
+    assert (tmp_path / "fidelity_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(result["variants"]) == {"default", spec}
+    # The default's own budget as a variant is not measured again: it shares the default's runs.
+    same = _run(tmp_path, "--variant", spec, "--variant", f"train_subset={2 * half}")
+    assert "18 measurements, 18 cached, 0 to run" in same.stderr
+    again = _read(tmp_path / "fidelity_cost.csv")
+    assert again[2]["kendall_tau"] == again[0]["kendall_tau"] and again[2]["compute"] == "1"
+    entries = [json.loads(line) for line in (tmp_path / fidelity.RUNS_FILE).read_text().splitlines()]
+    assert sum(e["kind"] == f"proxy:{spec}" for e in entries) == 6 and sum(e["kind"] == "long" for e in entries) == 3
+
+
+@pytest.mark.parametrize("spec", ["train_subset", "no_such_key=3", "batch_size=-4"])
+def test_bad_proxy_variant_exits_2_before_training(tmp_path: Path, spec: str) -> None:
+    proc = _run(tmp_path, "--variant", spec, rc=2)
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert not (tmp_path / fidelity.RUNS_FILE).exists()
