@@ -16,7 +16,8 @@ import torch
 from evaluators.checkpoint import load_safe, save_atomic
 from evaluators.data import Dataset
 from evaluators.files import write_text_atomic
-from evaluators.training import Budget, TrainResult, train
+from evaluators.memory import FLOAT_BYTES, require
+from evaluators.training import Budget, TrainResult, resolve_device, train
 from space import Genotype, Task, make_plan
 from space.builder import PlanNetwork, build
 
@@ -38,9 +39,16 @@ def train_genotype(genotype: Genotype, data: Dataset, budget: Budget, *, seed: i
                    run_dir: str | Path | None = None, progress: bool = False) -> tuple[PlanNetwork, TrainResult]:
     """Build ``genotype`` for the proxy task of ``budget`` and train it."""
     task = proxy_task(data, budget)
+    plan = make_plan(genotype, task)
+    device = resolve_device(budget.device)
+    # Every layer's output of one batch is kept for the backward pass at least once.
+    batch = min(budget.batch_size, len(data.train_y))
+    require(batch * sum(s.out_elements for s in plan) * FLOAT_BYTES,
+            f"training at {task.input_size}x{task.input_size}, width x{budget.width_mult}, batch {batch}",
+            "lower budget.batch_size, budget.resolution or budget.width_mult", device)
     data = data.resized(task.input_size)
     torch.manual_seed(seed)  # weight init is part of the seeded run
-    model = build_for(genotype, task)
+    model = build(plan)
     teacher = load_model(budget.kd_teacher) if budget.kd_teacher else None
     if teacher is not None:
         t = teacher.plan.task

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from evaluators.memory import images_bytes, require
 from space.records import record_from_mapping
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,9 @@ class Dataset:
         """The same images area-resampled to ``size`` x ``size`` (cheap proxies train smaller)."""
         if size == self.input_size:
             return self
+        n = len(self.train_y) + len(self.val_y) + len(self.test_y)
+        require(images_bytes(n, self.channels, size),
+                f"resizing {self.name} to {size}x{size} ({n:,} images)", "lower budget.resolution")
 
         def resize(x: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.interpolate(x, size=(size, size), mode="area") if len(x) else x
@@ -274,6 +278,10 @@ def _load_cifar10(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 # --------------------------------------------------------------------------- synthetic
 def _synthetic(cfg: DataConfig) -> Dataset:
     """Class templates plus noise: learnable in a few steps, for tests and smoke runs."""
+    n = cfg.num_train + cfg.val_size + cfg.num_test
+    require(images_bytes(n, cfg.channels, cfg.input_size),
+            f"data=synthetic at {cfg.channels}x{cfg.input_size}x{cfg.input_size} ({n:,} images)",
+            "lower data.input_size or data.num_train / data.num_test / data.val_size")
     gen = torch.Generator().manual_seed(cfg.seed)
     shape = (cfg.channels, cfg.input_size, cfg.input_size)
     templates = torch.randn(cfg.num_classes, *shape, generator=gen)

@@ -201,6 +201,16 @@ DATASETS = group("dataset", [
     case("search-missing-data", "search", "data.root={in}/nowhere", ("does not exist", "dataset-fashion-mnist"),
          "boolnas-search data.root=nowhere/"),
 ])
+MEMORY = group("memory", [
+    case("train-synthetic-too-large", "train", (*SYNTH, "data.input_size=100000"),
+         ("data=synthetic at 1x100000x100000", "GiB of memory", "lower data.input_size"),
+         "boolnas-train data=synthetic data.input_size=100000"),
+    case("train-resolution-too-large", "train", (*SYNTH, "budget=tiny", "budget.resolution=20000"),
+         ("at 20000x20000", "GiB of memory", "budget.resolution"),
+         "boolnas-train budget.resolution=20000"),
+    case("train-width-too-large", "train", (*SYNTH, "budget=tiny", "budget.width_mult=2000"),
+         ("width x2000", "GiB of memory", "budget.width_mult"), "boolnas-train budget.width_mult=2000"),
+])
 MODEL_FILES = group("model file", [
     case("teacher-missing", "train", (*TEACHER, "budget.kd_teacher={in}/absent.pt"),
          ("model file", "does not exist"), "boolnas-train budget.kd_teacher=absent.pt"),
@@ -220,7 +230,7 @@ MODEL_FILES = group("model file", [
          ("holds the Python object", "could run code"),
          "boolnas-search budget.kd_teacher=evil.pt"),
 ])
-CASES: list[Case] = [*OVERRIDES, *ARCH_FILES, *PROFILES, *DATASETS, *MODEL_FILES]
+CASES: list[Case] = [*OVERRIDES, *ARCH_FILES, *PROFILES, *DATASETS, *MEMORY, *MODEL_FILES]
 
 
 # ---------------------------------------------------------------------------------- inputs
