@@ -20,6 +20,7 @@ from evaluators.memory import FLOAT_BYTES, require
 from evaluators.training import Budget, TrainResult, resolve_device, train
 from space import Genotype, Task, make_plan
 from space.builder import PlanNetwork, build
+from space.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +36,26 @@ def build_for(genotype: Genotype, task: Task) -> PlanNetwork:
     return build(make_plan(genotype, task))
 
 
-def train_genotype(genotype: Genotype, data: Dataset, budget: Budget, *, seed: int = 0,
-                   run_dir: str | Path | None = None, progress: bool = False) -> tuple[PlanNetwork, TrainResult]:
-    """Build ``genotype`` for the proxy task of ``budget`` and train it."""
+def require_memory(genotype: Genotype, data: Dataset, budget: Budget) -> Plan:
+    """The plan ``genotype`` trains under ``budget``, after refusing (exit 2 in the CLIs) a run
+    that cannot fit in memory: the dataset resized for it, or one batch's layer outputs (each
+    kept at least once for the backward pass)."""
     task = proxy_task(data, budget)
     plan = make_plan(genotype, task)
-    device = resolve_device(budget.device)
-    # Every layer's output of one batch is kept for the backward pass at least once.
     batch = min(budget.batch_size, len(data.train_y))
     require(batch * sum(s.out_elements for s in plan) * FLOAT_BYTES,
             f"training at {task.input_size}x{task.input_size}, width x{budget.width_mult}, batch {batch}",
-            "lower budget.batch_size, budget.resolution or budget.width_mult", device)
-    data = data.resized(task.input_size)
+            "lower budget.batch_size, budget.resolution or budget.width_mult", resolve_device(budget.device))
+    data.require_memory_for(task.input_size)
+    return plan
+
+
+def train_genotype(genotype: Genotype, data: Dataset, budget: Budget, *, seed: int = 0,
+                   run_dir: str | Path | None = None, progress: bool = False) -> tuple[PlanNetwork, TrainResult]:
+    """Build ``genotype`` for the proxy task of ``budget`` and train it."""
+    plan = require_memory(genotype, data, budget)
+    data = data.resized(plan.task.input_size)
+    task = plan.task
     torch.manual_seed(seed)  # weight init is part of the seeded run
     model = build(plan)
     teacher = load_model(budget.kd_teacher) if budget.kd_teacher else None

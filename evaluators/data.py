@@ -111,15 +111,21 @@ class Dataset:
         """The same images area-resampled to ``size`` x ``size`` (cheap proxies train smaller)."""
         if size == self.input_size:
             return self
-        n = len(self.train_y) + len(self.val_y) + len(self.test_y)
-        require(images_bytes(n, self.channels, size),
-                f"resizing {self.name} to {size}x{size} ({n:,} images)", "lower budget.resolution")
+        self.require_memory_for(size)
 
         def resize(x: torch.Tensor) -> torch.Tensor:
             return torch.nn.functional.interpolate(x, size=(size, size), mode="area") if len(x) else x
 
         return Dataset(self.name, resize(self.train_x), self.train_y, resize(self.val_x), self.val_y,
                        resize(self.test_x), self.test_y, self.num_classes)
+
+    def require_memory_for(self, size: int) -> None:
+        """Refuse (:class:`~evaluators.memory.NotEnoughMemory`) a resize to ``size`` that cannot fit."""
+        if size == self.input_size:
+            return
+        n = len(self.train_y) + len(self.val_y) + len(self.test_y)
+        require(images_bytes(n, self.channels, size),
+                f"resizing {self.name} to {size}x{size} ({n:,} images)", "lower budget.resolution")
 
     def describe(self) -> str:
         return (f"{self.name}: train {len(self.train_y)}, val {len(self.val_y)}, test {len(self.test_y)}, "

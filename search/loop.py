@@ -17,7 +17,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluators.accuracy import train_genotype
+from evaluators.accuracy import require_memory, train_genotype
 from evaluators.data import Dataset, load_dataset
 from search.config import SearchConfig
 from search.liveness import fail_dead_workers, fail_stale
@@ -68,6 +68,8 @@ def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: Trai
     if data is None:  # before the study: a dataset that does not load must not leave an empty study behind
         data = load_dataset(cfg.data)
         log.info("proxy data: %s", data.describe())
+        for name in PRESETS:  # a budget too large for this machine is refused before the study exists
+            require_memory(get_preset(name), data, cfg.budget)
     study = prepare_study(cfg)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if done >= cfg.n_trials:

@@ -210,6 +210,8 @@ MEMORY = group("memory", [
          "boolnas-train budget.resolution=20000"),
     case("train-width-too-large", "train", (*SYNTH, "budget=tiny", "budget.width_mult=2000"),
          ("width x2000", "GiB of memory", "budget.width_mult"), "boolnas-train budget.width_mult=2000"),
+    case("search-resolution-too-large", "search", (SYNTHETIC, "budget.resolution=20000"),
+         ("at 20000x20000", "GiB of memory"), "boolnas-search budget.resolution=20000"),
 ])
 MODEL_FILES = group("model file", [
     case("teacher-missing", "train", (*TEACHER, "budget.kd_teacher={in}/absent.pt"),

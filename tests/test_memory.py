@@ -27,7 +27,8 @@ def test_require_refuses_only_above_the_free_memory(monkeypatch: pytest.MonkeyPa
     info.write_text(f"MemAvailable: {4 * 2**20} kB\n")  # 4 GiB
     monkeypatch.setattr(memory, "MEMINFO", info)
     memory.require(4 * 2**30, "exactly the free memory", "-")
-    with pytest.raises(memory.NotEnoughMemory, match=r"big run needs at least 5\.0 GiB .* has 4\.0 GiB available; shrink"):
+    refused = r"big run needs at least 5\.0 GiB .* has 4\.0 GiB available; shrink"
+    with pytest.raises(memory.NotEnoughMemory, match=refused):
         memory.require(5 * 2**30, "big run", "shrink")
     assert issubclass(memory.NotEnoughMemory, ValueError)  # CLIs report it with exit 2
 
