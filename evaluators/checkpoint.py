@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from evaluators.files import write_atomic
 
 log = logging.getLogger(__name__)
 
 
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` to a temp file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_safe(path: Path, fix: str = "delete it to start over") -> Any:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile
+from evaluators.files import write_text_atomic
 from search.cli_support import CONF_DIR, guarded, run_cli
 from space import PRESETS, Task, make_plan
 from space.arch_io import load_arch
@@ -124,18 +123,8 @@ def write_chart(path: Path, rows: list[tuple[str, EnergyReport]], profile: str) 
         yaxis_title="energy (uJ)",
         xaxis_title="architecture",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            # plotly.js embedded: the chart works offline (about 4.7 MB)
-            fh.write(fig.to_html(include_plotlyjs=True, full_html=True))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a results file is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    # plotly.js embedded: the chart works offline (about 4.7 MB)
+    return write_text_atomic(path, fig.to_html(include_plotlyjs=True, full_html=True))
 
 
 def _profile(cfg: DictConfig) -> HardwareProfile:

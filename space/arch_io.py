@@ -8,12 +8,12 @@ YAML is read with the safe loader only.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from space.files import write_text_atomic
 from space.genotype import Genotype
 from space.presets import PRESETS, get_preset
 from space.records import read_yaml
@@ -53,13 +53,4 @@ def dump_arch(path: str | Path, genotype: Genotype, extra: dict[str, Any] | None
     """Write ``genotype`` (plus ``extra`` top-level keys) to ``path`` atomically."""
     path = Path(path)
     payload: dict[str, Any] = {"genotype": genotype.to_dict(), **(extra or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(payload, fh, sort_keys=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, yaml.safe_dump(payload, sort_keys=False))
