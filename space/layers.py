@@ -39,31 +39,7 @@ class QuantConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight if self.kernel_quantizer is None else self.kernel_quantizer(self.weight)
-        if self.groups > 1 and self.out_channels // self.groups < MIN_OUT_PER_GROUP:
-            return _grouped_conv_widened(x, w, self.stride, self.padding, self.dilation, self.groups)
         return F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups)
-
-
-# oneDNN (torch's CPU convolution) takes a slow path for grouped convolutions with fewer than 8
-# output channels per group, the multi-slice convs of narrow proxy networks (k=4 slices into 16
-# channels: 4 per group). Measured forward + backward, (32, 64, 16, 16) operand, 4 groups, 2
-# threads: 4.8 ms as is, 2.6 ms with each group widened to 8 outputs by zero weights; 8 groups
-# of 2: 15.7 against 4.8 ms. Groups of 8 or more outputs are fast as they are.
-MIN_OUT_PER_GROUP = 8
-
-
-def _grouped_conv_widened(x: Tensor, w: Tensor, stride: Any, padding: Any, dilation: Any,
-                          groups: int) -> Tensor:
-    """``F.conv2d(x, w, groups=groups)`` computed with every group padded to
-    ``MIN_OUT_PER_GROUP`` output channels of zero weights, whose outputs are dropped. The
-    result is the same convolution (the zero channels feed nothing), and so are the gradients:
-    the dropped outputs receive zero gradient, the zero weights are not parameters."""
-    per_group = w.shape[0] // groups
-    wg = w.unflatten(0, (groups, per_group))
-    filler = wg.new_zeros((groups, MIN_OUT_PER_GROUP - per_group, *wg.shape[2:]))
-    wide = torch.cat((wg, filler), 1).flatten(0, 1)
-    y = F.conv2d(x, wide, None, stride, padding, dilation, groups)
-    return y.unflatten(1, (groups, MIN_OUT_PER_GROUP))[:, :, :per_group].flatten(1, 2)
 
 
 class _ReplicatePadFn(torch.autograd.Function):
