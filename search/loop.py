@@ -62,14 +62,21 @@ def prepare_study(cfg: SearchConfig) -> optuna.Study:
     return study
 
 
+def load_checked_data(cfg: SearchConfig) -> Dataset:
+    """The search's dataset, after checking that the budget fits this machine for the presets;
+    done before the study is created, so bad data or a budget too large leaves no empty study."""
+    data = load_dataset(cfg.data)
+    log.info("proxy data: %s", data.describe())
+    for name in PRESETS:
+        require_memory(get_preset(name), data, cfg.budget)
+    return data
+
+
 def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: TrainFn = train_genotype,
                write: bool = True) -> optuna.Study:
     """Create or resume the study of ``cfg`` and run trials until it holds ``cfg.n_trials`` finished."""
     if data is None:  # before the study: a dataset that does not load must not leave an empty study behind
-        data = load_dataset(cfg.data)
-        log.info("proxy data: %s", data.describe())
-        for name in PRESETS:  # a budget too large for this machine is refused before the study exists
-            require_memory(get_preset(name), data, cfg.budget)
+        data = load_checked_data(cfg)
     study = prepare_study(cfg)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if done >= cfg.n_trials:

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from search.cli_support import WORKER_TAG_ENV
 from search.config import SearchConfig
-from search.loop import prepare_study
+from search.loop import load_checked_data, prepare_study
 from search.pareto import front
 from search.report import write_reports
 
@@ -53,6 +53,7 @@ def threads_per_worker(cfg: SearchConfig) -> int | None:
 
 def run_workers(cfg: SearchConfig, overrides: Sequence[str]) -> int:
     """Start ``cfg.workers`` workers, wait for them, write the reports; returns the exit code."""
+    load_checked_data(cfg)  # bad data or a budget too large: refused before the study exists (then freed)
     study = prepare_study(cfg)
     done = _complete(study)
     if done >= cfg.n_trials:

@@ -212,6 +212,8 @@ MEMORY = group("memory", [
          ("width x2000", "GiB of memory", "budget.width_mult"), "boolnas-train budget.width_mult=2000"),
     case("search-resolution-too-large", "search", (SYNTHETIC, "budget.resolution=20000"),
          ("at 20000x20000", "GiB of memory"), "boolnas-search budget.resolution=20000"),
+    case("workers-resolution-too-large", "search", (SYNTHETIC, "workers=2", "budget.resolution=20000"),
+         ("at 20000x20000", "GiB of memory"), "boolnas-search workers=2 budget.resolution=20000"),
 ])
 MODEL_FILES = group("model file", [
     case("teacher-missing", "train", (*TEACHER, "budget.kd_teacher={in}/absent.pt"),
