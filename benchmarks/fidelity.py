@@ -562,6 +562,25 @@ def plot_cost(variants: Sequence[dict[str, Any]], path: Path, subtitle: str) -> 
 
 
 # --------------------------------------------------------------------------- plot
+def _label_points(ax: Any, labels: Sequence[tuple[str, float, float]], size: float = 8.0) -> None:
+    """Annotate points so that no two labels overlap: each label takes the first of a few places
+    around its point (right, left; above, below, further out) whose box, estimated in points,
+    meets no label placed before it."""
+    to_pt = 72.0 / ax.figure.dpi
+    placed: list[tuple[float, float, float, float]] = []
+    for name, x, y in sorted(labels, key=lambda t: -t[2]):
+        px, py = (v * to_pt for v in ax.transData.transform((x, y)))
+        w, h = 0.6 * size * len(name), size
+        spots = [(dx, dy) for dy in (4, -h - 4, h + 6, -2 * h - 6) for dx in (4, -w - 4)]
+        for dx, dy in spots:
+            box = (px + dx, py + dy, px + dx + w, py + dy + h)
+            if all(box[2] <= b[0] or box[0] >= b[2] or box[3] <= b[1] or box[1] >= b[3] for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=size,
+                    arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6, "shrinkA": 0, "shrinkB": 3})
+
+
 def plot(rows: Sequence[dict[str, Any]], main_stat: dict[str, Any], proxy_seeds: Sequence[int], path: Path,
          subtitle: str) -> None:
     import matplotlib
@@ -581,9 +600,7 @@ def plot(rows: Sequence[dict[str, Any]], main_stat: dict[str, Any], proxy_seeds:
         xerr = np.vstack([x - seeds.min(1), seeds.max(1) - x])
         ax.errorbar(x, [r[TARGET] for r in pts], xerr=xerr, linestyle="none", capsize=2, **style)
         if preset:
-            for r in pts:
-                ax.annotate(r["name"], (r["proxy_acc_mean"], r[TARGET]), textcoords="offset points",
-                            xytext=(4, 4), fontsize=8)
+            _label_points(ax, [(r["name"], r["proxy_acc_mean"], r[TARGET]) for r in pts])
     seeds_txt = ", ".join(str(s) for s in proxy_seeds)
     ax.set_xlabel(f"proxy validation accuracy (mean of seeds {seeds_txt}; bars: seed range)")
     ax.set_ylabel("long-training test accuracy (seed 0)")
