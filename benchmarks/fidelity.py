@@ -537,15 +537,20 @@ def plot_cost(variants: Sequence[dict[str, Any]], path: Path, subtitle: str) -> 
 
     pts = sorted((v for v in variants if not math.isnan(v["kendall_tau"])), key=lambda v: v["compute"])
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    x = [v["compute"] for v in pts]
+    # Variants of equal compute sit side by side (a few % apart on the log axis), not on top of each other.
+    seen: dict[float, int] = {}
+    x = []
+    for v in pts:
+        seen[v["compute"]] = seen.get(v["compute"], -1) + 1
+        x.append(v["compute"] * 1.07 ** seen[v["compute"]])
     tau = np.array([v["kendall_tau"] for v in pts])
     err = np.vstack([tau - [v["tau_ci_low"] for v in pts], np.array([v["tau_ci_high"] for v in pts]) - tau])
     ax.errorbar(x, tau, yerr=np.nan_to_num(err), marker="o", linestyle="none", capsize=3, color="C0",
                 label="proxy (seed mean) vs long training, 95% CI")
     ax.plot(x, [v["seed_to_seed_tau"] for v in pts], marker="^", linestyle="none", color="C1",
             label="proxy seed 0 vs seed 1 (noise ceiling)")
-    for v in pts:
-        ax.annotate(v["variant"], (v["compute"], v["kendall_tau"]), textcoords="offset points", xytext=(5, -12),
+    for xv, v in zip(x, pts, strict=True):
+        ax.annotate(v["variant"], (xv, v["kendall_tau"]), textcoords="offset points", xytext=(5, -12),
                     fontsize=8, fontweight="bold" if v["variant"] == "default" else "normal")
     ax.axhline(TAU_TARGET, color="0.5", linestyle=":", label=f"target tau = {TAU_TARGET}")
     ax.set_xscale("log", base=2)
