@@ -41,9 +41,17 @@ compute is proportional to images seen: the proxy sees 8,192 (256 steps of 32), 
 two proxy seeds together). Scoring is not counted (the long run scores 5,000 validation and
 10,000 test images, the proxy 2,000). The measured ratio is printed and is in the JSON summary.
 
-Reproduce the committed figures (benchmarks/results/fidelity*.csv, fidelity.png):
+Reproduce the committed figures (benchmarks/results/fidelity*.csv, fidelity.png, and with the
+variants fidelity_cost.csv / fidelity_cost.png, the cost-vs-fidelity curve):
 
     .venv/bin/python benchmarks/fidelity.py --jobs 2 --threads 1
+    .venv/bin/python benchmarks/fidelity.py --jobs 2 --threads 1 \
+        --variant train_subset=4096 --variant train_subset=16384 --variant progressive=true
+
+Each ``--variant key=value[,key=value]`` is the default proxy with those budget keys replaced,
+trained per architecture and seed like the default and ranked against the same long runs; its
+measurements share the cache (a variant equal to the default, or to a former default, is not
+trained again).
 
 (defaults: --n-sampled 9 --seed 0 --proxy-seeds 0 1 --long-epochs 2 --out benchmarks/results).
 Time on the shared 2-core CPU machine: 16 architectures x (2 proxy runs + one long run of 13.4x
