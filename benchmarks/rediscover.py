@@ -113,6 +113,11 @@ def analyse(trials: list[optuna.trial.FrozenTrial], ref: float) -> dict[str, Any
     }
 
 
+def _seed_style(key: str) -> str:
+    """Line style of a run "sampler:s<seed>": the sampler picks the colour, the seed the dash."""
+    return ("-", "--", ":", "-.")[int(key.rsplit(":s", 1)[1]) % 4]
+
+
 def plot(runs: dict[str, dict[str, Any]], path: Path, trials: int) -> None:
     import matplotlib
 
@@ -124,7 +129,7 @@ def plot(runs: dict[str, dict[str, Any]], path: Path, trials: int) -> None:
     for key, run in sorted(runs.items()):
         sampler = key.split(":")[0]
         ax.plot(range(1, len(run["hv_history"]) + 1), run["hv_history"], color=colors.get(sampler, "k"),
-                label=f"{key}  (final {run['final_hv']:.4f})", lw=1.6)
+                label=f"{key}  (final {run['final_hv']:.4f})", lw=1.6, ls=_seed_style(key))
     ax.axvline(7, color="grey", ls=":", lw=1)
     ax.text(7.5, ax.get_ylim()[0], " presets end", color="grey", va="bottom", fontsize=8)
     ax.set_xlabel("trial")
@@ -154,8 +159,9 @@ def plot_fronts(runs: dict[str, dict[str, Any]], path: Path, trials: int) -> Non
         ax.scatter([p[1] for p in pts], [p[0] for p in pts], s=10, color=color, alpha=0.35)
         members = sorted(run["front"], key=lambda m: m["energy_uJ"])
         ax.step([m["energy_uJ"] for m in members], [m["accuracy"] for m in members], where="post", color=color,
-                lw=1.8, label=f"{key} front ({len(members)} members)")
-    presets = next(iter(runs.values()))["presets"]
+                lw=1.8, ls=_seed_style(key), label=f"{key} front ({len(members)} members)")
+    first = next(iter(runs))
+    presets = runs[first]["presets"]
     for name, p in presets.items():
         ax.scatter([p["energy_uJ"]], [p["accuracy"]], s=60, facecolors="none", edgecolors="k", zorder=3)
         ax.annotate(name, (p["energy_uJ"], p["accuracy"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
@@ -164,7 +170,8 @@ def plot_fronts(runs: dict[str, dict[str, Any]], path: Path, trials: int) -> Non
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("energy per ImageNet inference, boolnet65nm (uJ, log)")
     ax.set_ylabel("proxy accuracy (Fashion-MNIST)")
-    ax.set_title(f"Final fronts after {trials} trials; circles: the seven presets", fontsize=10)
+    ax.set_title(f"Final fronts after {trials} trials; circles: the seven presets (as measured in {first})",
+                 fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
