@@ -106,9 +106,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from evaluators.data import DataConfig, Dataset, load_dataset  # noqa: E402
-from evaluators.files import write_text_atomic  # noqa: E402
 from evaluators.training import Budget  # noqa: E402
 from space import PRESETS, Genotype, Task, get_preset, make_plan  # noqa: E402
+from space.files import write_text_atomic  # noqa: E402
 from space.sampling import SearchSpace, sample  # noqa: E402
 
 log = logging.getLogger("fidelity")

@@ -15,11 +15,11 @@ import torch
 
 from evaluators.checkpoint import load_safe, save_atomic
 from evaluators.data import Dataset
-from evaluators.files import write_text_atomic
 from evaluators.memory import FLOAT_BYTES, require
 from evaluators.training import Budget, TrainResult, resolve_device, train
 from space import Genotype, Task, make_plan
 from space.builder import PlanNetwork, build
+from space.files import write_text_atomic
 from space.plan import Plan
 
 log = logging.getLogger(__name__)

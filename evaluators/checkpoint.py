@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from evaluators.files import write_atomic
+from space.files import write_atomic
 
 log = logging.getLogger(__name__)
 

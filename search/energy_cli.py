@@ -16,10 +16,10 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile
-from evaluators.files import write_text_atomic
 from search.cli_support import CONF_DIR, guarded, run_cli
 from space import PRESETS, Task, make_plan
 from space.arch_io import load_arch
+from space.files import write_text_atomic
 
 log = logging.getLogger("boolnas.energy")
 

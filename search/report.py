@@ -17,9 +17,9 @@ import optuna
 import pandas as pd
 import yaml
 
-from evaluators.files import write_text_atomic
 from search.pareto import hypervolume, knee, pareto_mask
 from space import Genotype
+from space.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

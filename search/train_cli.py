@@ -15,10 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from evaluators.accuracy import proxy_task, save_model, train_genotype, training_curve_html
 from evaluators.data import DataConfig, load_dataset
-from evaluators.files import write_text_atomic
 from evaluators.training import Budget
 from search.cli_support import CONF_DIR, guarded, run_cli
 from space.arch_io import load_arch
+from space.files import write_text_atomic
 
 log = logging.getLogger("boolnas.train")
 FORMATS = ("table", "json")
