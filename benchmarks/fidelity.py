@@ -271,7 +271,9 @@ def _train(job: Job, data: Dataset) -> dict[str, Any]:
     _, r = train_genotype(Genotype.from_dict(job.genotype), data, job.budget, seed=job.seed)
     return {"val_acc": r.val_accuracy, "test_acc": r.test_accuracy, "steps": r.steps,
             "images": r.steps * job.budget.batch_size, "train_time_s": r.time_s, "diverged": r.diverged,
-            "diverged_reason": r.diverged_reason}
+            "diverged_reason": r.diverged_reason,
+            # mean training loss over the run (x steps: the sum of training losses, a cheap predictor)
+            "train_loss_mean": sum(h["loss"] for h in r.history) / len(r.history) if r.history else None}
 
 
 def _static(job: Job, data: Dataset) -> dict[str, Any]:

@@ -11,6 +11,7 @@ optuna is not imported here at run time: the trial is any object with ``suggest_
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,27 @@ def sample(trial: optuna.Trial, space_cfg: Mapping[str, Any] | SearchSpace) -> G
     return Genotype.from_dict(values)
 
 
+def enumerate_space(space_cfg: Mapping[str, Any] | SearchSpace) -> list[Genotype]:
+    """Every distinct genotype of a finite space (``per_stage: false``), in a stable order.
+
+    ``placement`` is enumerated for fp32 shortcuts only, so no two entries build the same
+    network (distinct :meth:`Genotype.key`). Per-stage spaces are refused: their size is the
+    fourth power of a uniform one's, far too many to tabulate.
+    """
+    space = space_cfg if isinstance(space_cfg, SearchSpace) else SearchSpace.from_config(space_cfg)
+    if space.per_stage:
+        raise ValueError("enumerate_space: only spaces with per_stage: false can be enumerated")
+    names = [n for n in SEARCHABLE if n != "placement"]
+    out: dict[str, Genotype] = {}
+    for combo in itertools.product(*(space.choices[n] for n in names)):
+        values = dict(zip(names, combo, strict=True))
+        placements = space.choices["placement"] if values["shortcut"] == "fp32" else ("per_block",)
+        for placement in placements:
+            g = Genotype.from_dict({**values, "placement": placement})
+            out.setdefault(g.key(), g)
+    return list(out.values())
+
+
 def _validated_values(name: str, values: Any) -> tuple[Any, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         values = [values]  # a single value fixes the field
@@ -134,4 +156,4 @@ def _validated_values(name: str, values: Any) -> tuple[Any, ...]:
     return tuple(values)
 
 
-__all__ = ["SearchSpace", "sample", "SEARCHABLE", "CHOICES", "MAX_BLOCKS", "MAX_WIDTH_MULT"]
+__all__ = ["SearchSpace", "sample", "enumerate_space", "SEARCHABLE", "CHOICES", "MAX_BLOCKS", "MAX_WIDTH_MULT"]
