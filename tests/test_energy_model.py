@@ -165,3 +165,82 @@ def test_larger_feature_map_buffer_never_raises_dram(genotype: Genotype, factor:
 def test_a_buffer_holding_every_map_removes_spills() -> None:
     huge = dataclasses.replace(PROFILE, fm_buffer_kib=1e6)
     assert estimate(make_plan(get_preset("bireal18"), IMAGENET), huge).dram_fm_bits == 0
+
+
+# ----------------------------------------------------------------------------- shortcut spans
+MAP_S1 = 64 * 56 * 56 * 32  # a 32-bit stage-1 map on ImageNet
+EXCESS_S1 = MAP_S1 - 192 * 8192  # ... over the 192 KB feature-map buffer
+H_S1 = 64 * 56 * 56  # the 1-bit map between the two convs of a per-block stage-1 block
+
+
+def _fp32(placement: str, **choices: object) -> Genotype:
+    return Genotype.from_dict({"shortcut": "fp32", "placement": placement, "downsample": "fp32_avgpool",
+                               **choices})
+
+
+def _layer(report: EnergyReport, name: str):  # noqa: ANN202
+    return next(x for x in report.layers if x.name == name)
+
+
+def test_per_block_span_reads_its_block_input_from_dram_once() -> None:
+    """Stage 1's 32-bit maps exceed the buffer. Per block: conv1 reads the block input's excess
+    back, h (1-bit) stays on chip, the join takes the input from the span's delay line (it is
+    read on chip, not from DRAM), the output's excess is written: 2 crossings per block."""
+    r = energy(_fp32("per_block"))
+    conv1, conv2 = _layer(r, "stage1.block1.conv1"), _layer(r, "stage1.block1.conv2")
+    assert conv1.dram_fm_bits == EXCESS_S1 and conv1.dram_fm_write_bits == 0
+    assert conv2.sram_residual_bits == MAP_S1
+    assert conv2.dram_residual_bits == 0
+    assert conv2.dram_fm_bits == conv2.dram_fm_write_bits == EXCESS_S1
+    # live at the join: the block input (32-bit), h (1-bit) and the output (32-bit)
+    assert conv1.fm_live_bits == MAP_S1 + H_S1
+    assert conv2.fm_live_bits == 2 * MAP_S1 + H_S1
+
+
+def test_per_conv_span_reads_input_and_residual_as_one_map() -> None:
+    """The same stage with per-conv (Bi-Real) shortcuts: every conv reads its 32-bit input once
+    (operand and residual are the same map) and writes a 32-bit output: 4 crossings per block."""
+    r = energy(_fp32("per_conv"))
+    for name in ("stage1.block1.conv1", "stage1.block1.conv2"):
+        conv = _layer(r, name)
+        assert conv.dram_fm_bits == 2 * EXCESS_S1
+        assert conv.dram_fm_write_bits == EXCESS_S1 and conv.dram_residual_bits == 0
+        assert conv.fm_live_bits == 2 * MAP_S1
+    per_block = sum(x.dram_fm_bits for x in energy(_fp32("per_block")).layers if x.stage == 1)
+    per_conv = sum(x.dram_fm_bits for x in r.layers if x.stage == 1)
+    assert per_block * 2 == per_conv
+
+
+def test_a_join_whose_residual_no_earlier_layer_read_fetches_it() -> None:
+    """The projection's output in a stage's first block is read only by the join: no delay line,
+    its excess comes back from DRAM (128x28x28 32-bit maps exceed the buffer)."""
+    r = energy(_fp32("per_block"))
+    conv2 = _layer(r, "stage2.block0.conv2")
+    assert conv2.dram_residual_bits == 128 * 28 * 28 * 32 - 192 * 8192
+
+
+def test_a_stage_whose_block_input_fits_moves_no_map_over_dram() -> None:
+    """Stage 4's 512x7x7 32-bit maps (784 Kibit) fit the 1.5 Mibit buffer: its second block moves
+    no map over DRAM (the first reads stage 3's larger map). With a buffer too small for them,
+    the per-block span still reads its input once."""
+    for placement in ("per_block", "per_conv"):
+        r = energy(_fp32(placement))
+        block1 = [x for x in r.layers if x.name.startswith("stage4.block1.")]
+        assert len(block1) == 2 and all(x.dram_fm_bits == 0 for x in block1)
+    small = dataclasses.replace(PROFILE, fm_buffer_kib=64)
+    r = estimate(make_plan(_fp32("per_block"), IMAGENET), small)
+    excess = 512 * 7 * 7 * 32 - 64 * 8192
+    assert _layer(r, "stage4.block0.conv2").dram_fm_write_bits == excess
+    conv1, conv2 = _layer(r, "stage4.block1.conv1"), _layer(r, "stage4.block1.conv2")
+    assert conv1.dram_fm_bits == excess
+    # the delay line serves the join; the network's last output streams into the head
+    assert conv2.dram_residual_bits == 0 and conv2.dram_fm_bits == 0
+
+
+def test_a_strided_projection_reads_back_only_the_pixels_it_uses() -> None:
+    """xnornet18's projection is a 32-bit 1x1 conv of stride 2: it fetches a quarter of the
+    spilled stage-1 map; an average-pooled projection needs all of it."""
+    strided = _layer(energy(get_preset("xnornet18")), "stage2.block0.down")
+    assert strided.dram_fm_bits - strided.dram_fm_write_bits == EXCESS_S1 / 4
+    pooled = _layer(energy(_fp32("per_block")), "stage2.block0.down")
+    assert pooled.dram_fm_bits - pooled.dram_fm_write_bits == EXCESS_S1

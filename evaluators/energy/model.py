@@ -28,10 +28,25 @@ DRAM (bits / access width x energy per access)
     - every costed layer's weights and per-channel parameters, loaded once;
     - feature maps: a stored map larger than the feature-map buffer spills its excess (only
       the part that does not fit): the producer writes it out, every layer that reads it reads
-      back its share once (a channel range reads its fraction). Maps consumed only by a
+      back its share once: a channel range reads its fraction, a strided 1x1 conv (no pooling)
+      only the pixels it uses (1/stride^2: maps are stored pixel by pixel, all channels of a
+      pixel in consecutive words, so skipped pixels are skipped bursts). Maps consumed only by a
       streaming layer (the stem's output feeding BN->sign or LAS) are never stored; the output
       of a block consumed only by its feature-reuse shuffle is written straight into the
       shuffled map.
+    - shortcut spans: a join's residual map that an earlier layer of the same block already
+      streamed in, with only 1-bit maps produced in between (a per-block fp32 shortcut around
+      conv1 -> 1-bit h -> conv2, or the second logic join of a BaseNet / BoolNet block), is not
+      read back from DRAM again. The layers of such a span run row-interleaved: conv2 starts
+      as soon as conv1 has written the rows of h its 3x3 window needs, so the shortcut rows
+      conv1 streamed in wait in a delay line of a few rows until the join adds them. This is
+      cheap exactly when the maps in between are 1-bit (line buffers of a few rows of h cost
+      1/32 of a 32-bit map's rows). Layer by layer, with any replacement policy (Belady's
+      optimal one included), the 32-bit block input would cross the DRAM interface three
+      times per block (read by conv1, read by the join, the output written); with the span it
+      crosses twice, as a per-conv (Bi-Real) span's does per conv. Spans whose join reads a
+      map no earlier layer of the block read (the projection's output in a stage's first
+      block, every Bi-Real join) are unchanged.
 
 Scope: the profile says whether the stem conv (+ its pool) and the head (pool + FC) are
 costed; layers it leaves to the host are listed in ``EnergyReport.host_layers``.
@@ -136,6 +151,8 @@ def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
     n_readers = [0] * n  # distinct layers that read the map
     last_reader = [-1] * n
     main_of = [-1] * n  # the last layer that reads the map as its main input
+    first_in_block: dict[tuple[int, int, int], int] = {}  # (map, stage, block) -> its first reader there
+    delayed = [False] * n  # a join whose residual comes from the span's delay line, not from memory
     for i, spec in enumerate(layers):
         ob = spec.out_bits
         sl = spec.out_slices if ob == 1 else 1
@@ -163,6 +180,16 @@ def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
                     last_reader[j] = i
             else:
                 src1[i] = -1
+        if spec.block >= 0:
+            # Shortcut spans (see the module docstring): the join's residual was streamed in by an
+            # earlier layer of the block and everything in between is 1-bit -> delay line.
+            for j in (src0[i], src1[i]):
+                if j >= 0:
+                    first_in_block.setdefault((j, spec.stage, spec.block), i)
+            jr = src1[i]
+            if jr >= 0 and spec.join != "none":
+                k = first_in_block[(jr, spec.stage, spec.block)]
+                delayed[i] = k < i and all(layers[m].out_bits == 1 for m in range(k, i))
 
     # stored: 1 a stored map, 0 streamed (or the network's output), 2 written straight into the
     # map of the feature-reuse shuffle that is its only reader.
@@ -246,6 +273,9 @@ def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
                     0.0,
                     dram_fm,
                     live,
+                    0.0,
+                    0.0,
+                    dram_fm,
                 )
             )
             tot_dram += dram_fm * ppb_dram
@@ -343,11 +373,12 @@ def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
         else:
             fm_read = sram_pj = 0.0
         jr = src1[i]
+        sram_res = 0.0
         if jr >= 0 and join != "none":
             rb = map_bpv[jr]
-            bits = out_vals * rb * map_sl[jr]
-            fm_read += bits
-            sram_pj += bits * (ppb1 if rb == 1 else ppb_fm.get(rb) or c.fm_ppb(rb, profile))
+            sram_res = out_vals * rb * map_sl[jr]
+            fm_read += sram_res
+            sram_pj += sram_res * (ppb1 if rb == 1 else ppb_fm.get(rb) or c.fm_ppb(rb, profile))
         if stored[i]:
             fm_write = map_bits[i]
             sram_pj += fm_write * (ppb1 if ob == 1 else ppb_fm.get(ob) or c.fm_ppb(ob, profile))
@@ -367,14 +398,18 @@ def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
 
         # -------------------------------------------------- DRAM traffic
         dram_w = w_store + aux_bits
-        dram_fm = map_bits[i] - buf if stored[i] == 1 and map_bits[i] > buf else 0.0
+        dram_out = map_bits[i] - buf if stored[i] == 1 and map_bits[i] > buf else 0.0
+        dram_in = dram_res = 0.0
         if j < 0:
             if cost_stem:  # the image arrives from DRAM
-                dram_fm += spec.c_in * h_in * w_in * src_bits
+                dram_in = spec.c_in * h_in * w_in * src_bits
         elif stored[j] == 1 and map_bits[j] > buf:
-            dram_fm += _excess_read(spec.inputs[0], map_bits[j] - buf, layers[j].c_out)
-        if jr >= 0 and jr != j and stored[jr] == 1 and map_bits[jr] > buf:
-            dram_fm += _excess_read(spec.inputs[1], map_bits[jr] - buf, layers[jr].c_out)
+            dram_in = _excess_read(spec.inputs[0], map_bits[j] - buf, layers[j].c_out)
+            if conv_like and spec.kernel == 1 and spec.stride > 1 and not pre_pool:
+                dram_in /= spec.stride * spec.stride  # a strided 1x1 conv fetches only the pixels it uses
+        if jr >= 0 and jr != j and not delayed[i] and stored[jr] == 1 and map_bits[jr] > buf:
+            dram_res = _excess_read(spec.inputs[1], map_bits[jr] - buf, layers[jr].c_out)
+        dram_fm = dram_in + dram_res + dram_out
         dram_pj = (dram_w + dram_fm) * ppb_dram
 
         rows.append(
@@ -393,6 +428,9 @@ def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
                 dram_w,
                 dram_fm,
                 live,
+                sram_res,
+                dram_res,
+                dram_out,
             )
         )
         tot_sram += sram_pj

@@ -29,6 +29,9 @@ ROW_FIELDS: tuple[str, ...] = (
     "dram_weight_bits",
     "dram_fm_bits",
     "fm_live_bits",
+    "sram_residual_bits",
+    "dram_residual_bits",
+    "dram_fm_write_bits",
 )
 
 
@@ -39,6 +42,10 @@ class LayerEnergy:
     ``bound_by`` is the unit type that sets the layer's cycles (the others wait, burning
     static power). ``fm_live_bits``: feature-map bits that must be held while the layer runs
     (its input, output, residuals and pass-through maps still needed later).
+    The shortcut's traffic is also shown on its own: ``sram_residual_bits`` (the join's read of
+    its residual map, part of ``sram_fm_read_bits``) and ``dram_residual_bits`` (the residual's
+    spilled excess read back, part of ``dram_fm_bits``; 0 when it comes from the span's delay
+    line). ``dram_fm_write_bits``: the layer's own output spilled (part of ``dram_fm_bits``).
     """
 
     name: str
@@ -55,6 +62,9 @@ class LayerEnergy:
     dram_weight_bits: float
     dram_fm_bits: float
     fm_live_bits: float
+    sram_residual_bits: float = 0.0
+    dram_residual_bits: float = 0.0
+    dram_fm_write_bits: float = 0.0
 
     @property
     def total_uJ(self) -> float:
