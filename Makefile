@@ -17,6 +17,9 @@ DEB_PACKAGES := dataset-fashion-mnist chromium postgresql
 
 STUDY ?= boolnas
 ARGS  ?=
+# workers=auto: one single-threaded worker per usable CPU (the most proxy trials per hour,
+# benchmarks/bench_concurrency.py); WORKERS=1 runs one worker on all CPUs.
+WORKERS ?= auto
 PORT  ?= 8080
 
 .PHONY: setup system-deps search dashboard test test-all bench lint clean
@@ -45,7 +48,7 @@ system-deps:
 # The default search (conf/search.yaml: 30 trials, proxy budget, about 15 minutes on 2 CPU cores).
 # Running it again resumes the study and stops at n_trials finished trials.
 search: setup
-	$(BIN)/boolnas-search study=$(STUDY) $(ARGS)
+	$(BIN)/boolnas-search study=$(STUDY) workers=$(WORKERS) $(ARGS)
 	@echo "report: results/$(STUDY)/report.html (Pareto plot: results/$(STUDY)/pareto.html, table: results/$(STUDY)/trials.csv)"
 
 dashboard: setup

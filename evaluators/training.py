@@ -65,7 +65,7 @@ class Budget:
     device: str = "auto"
     channels_last: bool = False
     bf16: bool = False
-    num_threads: int = 0  # torch CPU threads; 0: torch's default
+    num_threads: int = 0  # torch CPU threads; 0: the CLIs size it (search/cpu_share.py), else torch's default
     inject_nan_at_step: int | None = None  # testing aid: make the loss NaN at this step
 
     def __post_init__(self) -> None:

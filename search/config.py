@@ -164,7 +164,9 @@ class SearchConfig:
         for flag in ("zero_cost", "progress"):
             if not isinstance(cfg.get(flag, True), bool):
                 raise ValueError(f"{flag} must be true or false, got {cfg.get(flag)!r}")
-        workers = _positive_int("workers", cfg.get("workers", 1))
+        workers = cfg.get("workers", 1)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a positive integer or auto, got {workers!r}")
         worker_index = cfg.get("worker_index", 0)
         if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
             raise ValueError(f"worker_index must be a non-negative integer, got {worker_index!r}")

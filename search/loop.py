@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from evaluators.accuracy import require_memory, train_genotype
 from evaluators.data import Dataset, load_dataset
 from search.config import SearchConfig
+from search.cpu_share import CpuShare
 from search.liveness import fail_dead_workers, fail_stale
 from search.objective import Evaluator, TrainFn, run_trial
 from search.pareto import front, hypervolume
@@ -73,8 +74,9 @@ def load_checked_data(cfg: SearchConfig) -> Dataset:
 
 
 def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: TrainFn = train_genotype,
-               write: bool = True) -> optuna.Study:
-    """Create or resume the study of ``cfg`` and run trials until it holds ``cfg.n_trials`` finished."""
+               write: bool = True, share: CpuShare | None = None) -> optuna.Study:
+    """Create or resume the study of ``cfg`` and run trials until it holds ``cfg.n_trials`` finished.
+    ``share``: the machine's CPUs as this worker's trainings may use them (search/cpu_share.py)."""
     if data is None:  # before the study: a dataset that does not load must not leave an empty study behind
         data = load_checked_data(cfg)
     study = prepare_study(cfg)
@@ -85,7 +87,7 @@ def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: Trai
         if write:
             write_reports(study, cfg.study_dir)
         return study
-    evaluator = Evaluator(cfg, data, train_fn)
+    evaluator = Evaluator(cfg, data, train_fn, share)
     if "hv_ref_energy_uJ" not in study.user_attrs:
         study.set_user_attr("hv_ref_energy_uJ", reference_energy(cfg, evaluator))
     ref = float(study.user_attrs["hv_ref_energy_uJ"])

@@ -21,7 +21,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
@@ -34,6 +34,7 @@ from evaluators.energy import estimate
 from evaluators.zero_cost import zero_cost_scores
 from search.claims import SameGenotypeFailed, claim_or_reuse
 from search.config import OBJECTIVES, SearchConfig
+from search.cpu_share import CpuShare
 from search.liveness import WORKER, WORKER_NS, Heartbeat
 from search.study import HAS_SET_CONSTRAINT
 from space import Genotype, make_plan, preset_of
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 TrainFn = Callable[..., Any]  # train_genotype's signature; replaceable in benchmarks
 METRIC_KEYS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops",
                "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "energy_time_s", "device",
-               "diverged", "feasible", "constraint", "layers")
+               "threads", "diverged", "feasible", "constraint", "layers")
 ZC_BATCH = 64
 
 
@@ -59,6 +60,7 @@ class Evaluator:
     cfg: SearchConfig
     data: Dataset
     train_fn: TrainFn = train_genotype
+    share: CpuShare | None = None  # sizes budget.num_threads=0 per trial (search/cpu_share.py)
     _zc: Any = field(default=None, init=False, repr=False)
 
     def energy(self, genotype: Genotype) -> dict[str, Any]:
@@ -84,14 +86,30 @@ class Evaluator:
     def accuracy(self, genotype: Genotype) -> dict[str, Any]:
         """Proxy-trained accuracy plus zero-cost scores; raises TrialFailed on divergence."""
         out: dict[str, Any] = {}
+        budget = self._budget()
+        out["threads"] = budget.num_threads or None
         if self.cfg.zero_cost:
             out.update(self._zero_cost(genotype))
-        _, result = self.train_fn(genotype, self.data, self.cfg.budget, seed=self.cfg.seed)
+        _, result = self.train_fn(genotype, self.data, budget, seed=self.cfg.seed)
         out.update(train_time_s=result.time_s, device=result.device, diverged=result.diverged)
         if result.diverged or not math.isfinite(result.accuracy):
             raise TrialFailed(f"training diverged: {result.diverged_reason}")
         out["accuracy"] = float(result.accuracy)
         return out
+
+    def _budget(self) -> Any:
+        """The proxy budget of the next training: with ``num_threads: 0`` and a CPU share, its
+        threads are this worker's share of the machine now (fixed for the whole training)."""
+        budget = self.cfg.budget
+        if budget.num_threads or self.share is None:
+            return budget
+        import torch
+
+        threads = self.share.threads()
+        if threads != torch.get_num_threads():
+            log.info("%s", self.share.describe(threads))
+        torch.set_num_threads(threads)  # the zero-cost scores run before the training sets it
+        return replace(budget, num_threads=threads)
 
     def _zero_cost(self, genotype: Genotype) -> dict[str, float]:
         import torch

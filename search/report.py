@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 GENOTYPE_FIELDS = tuple(Genotype.__dataclass_fields__)
 METRIC_COLUMNS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops",
-                  "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "device", "diverged",
+                  "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "threads", "device", "diverged",
                   "feasible", "reused_from", "retry_of", "fail_reason", "worker", "key")
 
 

@@ -10,19 +10,27 @@ the same command again resumes the study. ``workers=N`` starts N worker processe
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from search.cpu_share import CpuShare, prefer_short_spin
 
-from search.cli_support import CONF_DIR, guarded, run_cli
-from search.config import GROUPS, SearchConfig
-from search.loop import TooManyFailures, run_search
+prefer_short_spin()  # before torch loads libgomp (search/cpu_share.py); the imports below load it
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from search.cli_support import CONF_DIR, guarded, run_cli  # noqa: E402
+from search.config import GROUPS, SearchConfig  # noqa: E402
+from search.loop import TooManyFailures, run_search  # noqa: E402
 
 log = logging.getLogger("boolnas.search")
 
 
 def _run(cfg: DictConfig) -> None:
-    config = SearchConfig.from_cfg(OmegaConf.to_container(cfg, resolve=True))
+    container = OmegaConf.to_container(cfg, resolve=True)
+    if container.get("workers") == "auto":
+        container["workers"] = auto_workers(container)
+    config = SearchConfig.from_cfg(container)
     if config.workers > 1:
         from hydra.core.hydra_config import HydraConfig
 
@@ -34,7 +42,7 @@ def _run(cfg: DictConfig) -> None:
         log.info("report: %s", config.study_dir / "report.html")
         return
     try:
-        run_search(config)
+        run_search(config, share=CpuShare.from_environment())
     except KeyboardInterrupt:
         log.warning("interrupted: run the same command again to resume study %r", config.study)
         raise SystemExit(130) from None
@@ -42,6 +50,23 @@ def _run(cfg: DictConfig) -> None:
         log.error("%s", exc)
         raise SystemExit(3) from None
     log.info("report: %s", config.study_dir / "report.html")
+
+
+def auto_workers(container: dict[str, Any]) -> int:
+    """``workers=auto``: one single-threaded worker per usable CPU, the most proxy trials per hour
+    on the 2-core machine (benchmarks/bench_concurrency.py: 2 workers x 1 thread against 1 x 2);
+    no more workers than trials, nor than GiBs of free memory (each holds its own data set)."""
+    from evaluators.memory import available_bytes
+
+    cpus = CpuShare.from_environment(register=False).cpus
+    n_trials = container.get("n_trials")
+    free = available_bytes("cpu")
+    limits = [cpus, n_trials if isinstance(n_trials, int) and n_trials > 0 else cpus]
+    if free is not None:
+        limits.append(max(1, free // 2**30))
+    workers = max(1, min(limits))
+    log.info("workers=auto: %d worker(s) (%d usable CPU(s))", workers, cpus)
+    return workers
 
 
 @hydra.main(config_path=CONF_DIR, config_name="search", version_base=None)

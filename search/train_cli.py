@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from search.cpu_share import CpuShare, prefer_short_spin
 
-from evaluators.accuracy import proxy_task, save_model, train_genotype, training_curve_html
-from evaluators.data import DataConfig, load_dataset
-from evaluators.training import Budget
-from search.cli_support import CONF_DIR, guarded, run_cli
-from space.arch_io import load_arch
-from space.files import write_text_atomic
+prefer_short_spin()  # before torch loads libgomp (search/cpu_share.py); the imports below load it
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from evaluators.accuracy import proxy_task, save_model, train_genotype, training_curve_html  # noqa: E402
+from evaluators.data import DataConfig, load_dataset  # noqa: E402
+from evaluators.training import Budget  # noqa: E402
+from search.cli_support import CONF_DIR, guarded, run_cli  # noqa: E402
+from space.arch_io import load_arch  # noqa: E402
+from space.files import write_text_atomic  # noqa: E402
 
 log = logging.getLogger("boolnas.train")
 FORMATS = ("table", "json")
@@ -43,7 +48,11 @@ def _run(cfg: DictConfig) -> None:
         run_dir = Path(cfg.run_dir or f"results/train/{name}-{genotype.key()}")
         if run_dir.exists() and not run_dir.is_dir():
             raise ValueError(f"run_dir {run_dir} is a file; give a folder for the checkpoint and weights")
+    share = CpuShare.from_environment()  # registered now, so trainers started together see each other
     data = load_dataset(data_cfg)
+    if not budget.num_threads:  # auto: this process's share of the machine, fixed for the run
+        budget = replace(budget, num_threads=share.threads())
+        log.info("%s", share.describe(budget.num_threads))
     if run_dir is not None:
         log.info("run folder %s (a restarted run resumes from its checkpoint)", run_dir)
     log.info("training %s (%s) under budget %s on %s", name, genotype.key(), budget.name, data.name)

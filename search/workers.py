@@ -2,7 +2,9 @@
 
 The supervisor opens the study first (so the workers find it created and the presets queued),
 then starts each worker as ``python -m search <the same overrides> workers=1 worker_index=i
-progress=false``, with ``budget.num_threads`` set to share the CPU cores unless the user set it.
+progress=false``, telling it how many workers share the machine (``BOOLNAS_LOCAL_WORKERS``), so
+that each sizes its torch threads to its share of the CPUs (search/cpu_share.py) unless the user
+set ``budget.num_threads``.
 Workers coordinate only through the storage (search/loop.py, search/claims.py,
 search/liveness.py), exactly as when a user starts the same command N times or a SLURM array
 starts it on N machines. The supervisor shows the study's progress, forwards SIGINT/SIGTERM to the
@@ -26,6 +28,7 @@ from optuna.trial import TrialState
 
 from search.cli_support import WORKER_TAG_ENV
 from search.config import SearchConfig
+from search.cpu_share import LOCAL_WORKERS_ENV
 from search.loop import load_checked_data, prepare_study
 from search.pareto import front
 from search.report import write_reports
@@ -35,20 +38,10 @@ POLL_S = 1.0
 OWN_KEYS = ("workers", "worker_index", "progress")  # the supervisor sets these for each worker
 
 
-def worker_command(overrides: Sequence[str], index: int, num_threads: int | None) -> list[str]:
+def worker_command(overrides: Sequence[str], index: int) -> list[str]:
     """The command line of worker ``index``: the user's overrides, minus the ones set here."""
     keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in OWN_KEYS]
-    if num_threads is not None:
-        keep = [o for o in keep if o.split("=", 1)[0].lstrip("+~") != "budget.num_threads"]
-        keep.append(f"budget.num_threads={num_threads}")
     return [sys.executable, "-m", "search", *keep, "workers=1", f"worker_index={index}", "progress=false"]
-
-
-def threads_per_worker(cfg: SearchConfig) -> int | None:
-    """Share the cores between the workers, unless the user chose ``budget.num_threads``."""
-    if cfg.budget.num_threads:
-        return None
-    return max(1, (os.cpu_count() or 1) // cfg.workers)
 
 
 def run_workers(cfg: SearchConfig, overrides: Sequence[str]) -> int:
@@ -61,11 +54,10 @@ def run_workers(cfg: SearchConfig, overrides: Sequence[str]) -> int:
                  cfg.n_trials)
         write_reports(study, cfg.study_dir)
         return 0
-    threads = threads_per_worker(cfg)
-    log.info("study %r: %d/%d finished; starting %d workers%s", cfg.study, done, cfg.n_trials, cfg.workers,
-             f" ({threads} torch thread(s) each)" if threads else "")
-    procs = [subprocess.Popen(worker_command(overrides, i, threads),
-                              env={**os.environ, WORKER_TAG_ENV: f"w{i}"}, start_new_session=True)
+    log.info("study %r: %d/%d finished; starting %d workers", cfg.study, done, cfg.n_trials, cfg.workers)
+    env = {**os.environ, LOCAL_WORKERS_ENV: str(cfg.workers)}
+    procs = [subprocess.Popen(worker_command(overrides, i), env={**env, WORKER_TAG_ENV: f"w{i}"},
+                              start_new_session=True)
              for i in range(cfg.workers)]
     interrupted = _forward_signals(procs)
     try:
