@@ -10,11 +10,15 @@ Two parts, every figure measured in this one run, side by side:
    default thread count (every CPU) in every process and libgomp's default spinning
    (``GOMP_SPINCOUNT=300000``); it collapses, so its runs use ``--before-images`` training images
    (default 2,048, a quarter of the proxy) to stay short, against a lone run of the same size.
-2. **The default search** (conf/search.yaml: the seven presets first, then TPE; ``--search-trials``
-   trials on Fashion-MNIST): before = one worker on every CPU with default spinning; after =
-   ``workers=auto`` (what ``make search`` runs). Wall time and trials per hour. The sampled
-   candidates differ between the two (parallel TPE workers draw from their own seeds), so
-   their training costs do too: compare wall times of whole searches, not of single trials.
+2. **The default search** (conf/search.yaml, ``--search-trials`` trials on Fashion-MNIST): before =
+   one worker on every CPU with default spinning; after = ``workers=auto`` (what ``make search``
+   runs). Wall time, trials per hour and the summed training time of the trials. With
+   ``--search-mode fixed`` (default) both searches train the same candidates: the seven presets
+   and genotypes drawn from the default space with a seeded chooser, all enqueued
+   (``seed_presets=[...]``), so only the parallelism differs. With ``--search-mode tpe`` they run
+   the default TPE, whose candidates differ between one worker and two (parallel workers draw from
+   their own seeds; an 8-slice candidate trains 3-4x longer than a 1-slice one): the wall times then
+   mix the configuration's effect with the luck of the draw.
 
     .venv/bin/python benchmarks/bench_concurrency.py                 # about 25 min on 2 cores
     .venv/bin/python benchmarks/bench_concurrency.py --skip-search   # part 1 only, about 5 min
@@ -26,6 +30,7 @@ Run it on an otherwise idle machine. The last line of stdout is one JSON object.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -39,6 +44,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from evaluators.cpus import usable_cpus  # noqa: E402
 
@@ -113,6 +119,9 @@ def part_search(args: argparse.Namespace, registry: Path) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
     base["BOOLNAS_TRAINER_REGISTRY"] = str(registry)
     cpus = usable_cpus()
+    seeds: list[str] = []
+    if args.search_mode == "fixed":
+        seeds = fixed_candidates(args.search_trials, Path(tempfile.mkdtemp(prefix="bench-concurrency-archs-")))
     runs = {"before": ([f"budget.num_threads={cpus}", "workers=1"], {**base, **OLD_SPIN}),
             "after": (["workers=auto"], base)}
     out: dict[str, Any] = {"trials": args.search_trials}
@@ -120,20 +129,48 @@ def part_search(args: argparse.Namespace, registry: Path) -> dict[str, Any]:
         results = Path(tempfile.mkdtemp(prefix=f"bench-concurrency-{name}-"))
         cmd = [str(BIN / "boolnas-search"), "study=bench", f"results_dir={results}", f"n_trials={args.search_trials}",
                "progress=false", *extra]
+        if seeds:
+            cmd.append(f"seed_presets=[{','.join(seeds)}]")
         if args.quick:
             cmd += ["data=synthetic", "budget=tiny"]
         log(f"search {name}: {' '.join(cmd[1:])}")
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
-        shutil.rmtree(results, ignore_errors=True)
         if proc.returncode:
             raise RuntimeError(f"search {name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-        out[name] = {"wall_s": wall, "trials_per_hour": args.search_trials * 3600 / wall}
-        log(f"search {name}: {args.search_trials} trials in {wall:.0f} s ({out[name]['trials_per_hour']:.0f} per hour)")
+        with (results / "bench" / "trials.csv").open() as fh:
+            trials = [r for r in csv.DictReader(fh) if r["state"] == "COMPLETE"]
+        shutil.rmtree(results, ignore_errors=True)
+        train_s = sum(float(r["train_time_s"] or 0) for r in trials)
+        out[name] = {"wall_s": wall, "trials_per_hour": args.search_trials * 3600 / wall, "train_s_sum": train_s,
+                     "keys": sorted(r["key"] for r in trials)}
+        log(f"search {name}: {args.search_trials} trials in {wall:.0f} s ({out[name]['trials_per_hour']:.0f} per "
+            f"hour; {train_s:.0f} s of training summed over the trials)")
+    out["mode"] = args.search_mode
+    out["same_candidates"] = out["after"].pop("keys") == out["before"].pop("keys")
     out["wall_ratio"] = out["after"]["wall_s"] / out["before"]["wall_s"]
     out["meets"] = out["wall_ratio"] <= 0.75
     return out
+
+
+def fixed_candidates(n: int, folder: Path) -> list[str]:
+    """The seven presets, then genotypes of the default space drawn with a seeded chooser (as the
+    fidelity benchmark draws them), written as arch YAMLs: ``n`` candidates in all."""
+    import yaml
+    from fidelity import sampled_genotypes
+
+    from space import PRESETS, get_preset
+    from space.sampling import SearchSpace
+
+    space = SearchSpace.from_config(yaml.safe_load((REPO / "conf" / "space" / "boolnet.yaml").read_text()))
+    names = list(PRESETS)[:n]
+    for i, g in enumerate(sampled_genotypes(space, max(0, n - len(names)), 0,
+                                            exclude=[get_preset(p).key() for p in PRESETS])):
+        path = folder / f"candidate{i:02d}.yaml"
+        path.write_text(yaml.safe_dump(g.to_dict()))
+        names.append(str(path))
+    return names
 
 
 def log(message: str) -> None:
@@ -147,6 +184,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--stagger", type=float, default=5.0, help="seconds between the staggered starts")
     ap.add_argument("--search-trials", type=int, default=30, help="trials of each default search")
     ap.add_argument("--skip-search", action="store_true", help="part 1 only")
+    ap.add_argument("--skip-trainings", action="store_true", help="part 2 only")
+    ap.add_argument("--search-mode", choices=["fixed", "tpe"], default="fixed",
+                    help="fixed: both searches train the same enqueued candidates; tpe: the default TPE draws")
     ap.add_argument("--quick", action="store_true", help="smoke run: synthetic data, tiny budget, 2 search trials")
     args = ap.parse_args(argv)
     if args.quick:
@@ -160,8 +200,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     registry = Path(tempfile.mkdtemp(prefix="bench-concurrency-registry-"))
     try:
-        result: dict[str, Any] = {"bench": "concurrency", "quick": args.quick,
-                                  "trainings": part_trainings(args, registry)}
+        result: dict[str, Any] = {"bench": "concurrency", "quick": args.quick}
+        if not args.skip_trainings:
+            result["trainings"] = part_trainings(args, registry)
         if not args.skip_search:
             result["search"] = part_search(args, registry)
     finally:

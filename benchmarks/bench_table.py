@@ -67,6 +67,7 @@ SPACE = CONF / "space" / "bench.yaml"
 RUNS_FILE = "runs.jsonl"
 TABLE_FILE = "table.csv"
 META_FILE = "meta.json"
+FIDELITY_FILE = "fidelity.csv"  # every predictor against the reference fidelity
 PROFILES = ("boolnet65nm", "horowitz45nm")
 GENOTYPE_COLUMNS = ("shortcut", "placement", "slices", "downsample", "feature_reuse", "stem", "blocks",
                     "width_mult")
@@ -92,7 +93,7 @@ class Fidelity:
 
 
 FIDELITIES = (Fidelity("f0.25", 0.25, (0,)), Fidelity("f1", 1.0, (0, 1)), Fidelity("f4", 4.0, (0,)))
-TOP = FIDELITIES[-1]
+TOP = FIDELITIES[-1]  # the reference
 
 
 def bench_archs(space_path: Path, presets: Sequence[str], limit: int | None = None) -> list[fid.Arch]:
@@ -170,6 +171,44 @@ def complete(row: dict[str, Any]) -> bool:
     return all(not math.isnan(row[f"acc_{f.name}_s{s}"]) for f in FIDELITIES for s in f.seeds)
 
 
+# --------------------------------------------------------------------------- fidelity on the table
+def _ranks(values: Sequence[float]) -> list[float]:
+    from scipy.stats import rankdata
+
+    return [float(v) for v in rankdata(values)]
+
+
+def predictor_columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+    """Every cheap or trained predictor of the reference accuracy, oriented so that higher
+    predicts more accurate (training-loss sums and counts as measured: their sign is the finding),
+    plus rank-average blends of a trained fidelity with the best-ranking cheap predictor (OPs)."""
+    col = {k: [float(r[k]) for r in rows] for k in rows[0] if k.startswith(("acc_", "loss_sum_", "zc_"))
+           or k in ("params", "ops_proxy", "ops_target")}
+    out = {k: v for k, v in col.items() if not k.startswith(f"acc_{TOP.name}")}
+    out["neg_loss_sum_f0.25_s0"] = [-v for v in col["loss_sum_f0.25_s0"]]
+    out["neg_loss_sum_f1_s0"] = [-v for v in col["loss_sum_f1_s0"]]
+    for a, b in (("acc_f0.25_s0", "ops_proxy"), ("acc_f1_s0", "ops_proxy"), ("acc_f1_mean", "ops_proxy"),
+                 ("neg_loss_sum_f0.25_s0", "ops_proxy"), ("zc_naswot", "ops_proxy")):
+        ra, rb = _ranks(out[a]), _ranks(out[b])
+        out[f"blend({a},{b})"] = [(x + y) / 2 for x, y in zip(ra, rb, strict=True)]
+    return {k: v for k, v in out.items() if not k.startswith("loss_sum_")}
+
+
+def fidelity_rows(rows: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """Kendall tau / Spearman rho (95 % bootstrap CIs) of every predictor against the reference
+    fidelity, over the subspace's fully measured genotypes; last, the proxy's seed-to-seed tau."""
+    sub = [r for r in rows if not r["is_preset"] and complete(r)]
+    if len(sub) < 3:
+        return []
+    target = [r[f"acc_{TOP.name}_s0"] for r in sub]
+    out = [{"predictor": name, "target": f"acc_{TOP.name}_s0", **fid.rank_agreement(values, target, seed=seed)}
+           for name, values in predictor_columns(sub).items()]
+    out.sort(key=lambda s: -s["kendall_tau"] if not math.isnan(s["kendall_tau"]) else 2)
+    out.append({"predictor": "acc_f1_s0", "target": "acc_f1_s1",
+                **fid.rank_agreement([r["acc_f1_s0"] for r in sub], [r["acc_f1_s1"] for r in sub], seed=seed)})
+    return out
+
+
 # --------------------------------------------------------------------------- main
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -222,6 +261,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     rows = build_rows(archs, jobs, cache, proxy, target)
     write_text_atomic(args.out / TABLE_FILE, fid.to_csv(rows))
+    ranking = fidelity_rows(rows)
+    if ranking:
+        write_text_atomic(args.out / FIDELITY_FILE, fid.to_csv(ranking))
+        print(f"{'predictor (vs ' + ranking[0]['target'] + ')':<44}{'tau':>7}{'95% CI':>16}{'rho':>7}{'n':>5}")
+        for s in ranking:
+            print(f"{s['predictor'] + ('' if s['target'] == ranking[0]['target'] else ' vs ' + s['target']):<44}"
+                  f"{s['kendall_tau']:>7.3f}{s['tau_ci_low']:>8.2f}..{s['tau_ci_high']:<6.2f}"
+                  f"{s['spearman_rho']:>7.3f}{s['n']:>5}")
     import torch
 
     n_complete = sum(complete(r) for r in rows if not r["is_preset"])

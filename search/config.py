@@ -30,7 +30,7 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "latency": ("minimize", "cycles"),
 }
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
-STORAGES = ("sqlite", "journal", "postgres")
+STORAGES = ("sqlite", "journal", "postgres", "memory")
 GROUPS = ("space", "sampler", "storage", "data", "budget", "energy", "task")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -167,6 +167,9 @@ class SearchConfig:
         workers = cfg.get("workers", 1)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a positive integer or auto, got {workers!r}")
+        if workers > 1 and dict(cfg["storage"]).get("kind") == "memory":
+            raise ValueError("storage=memory keeps the study inside one process: use workers=1, or a storage "
+                             "that workers share (sqlite, journal, postgres)")
         worker_index = cfg.get("worker_index", 0)
         if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
             raise ValueError(f"worker_index must be a non-negative integer, got {worker_index!r}")

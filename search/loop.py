@@ -118,9 +118,10 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
             complete = [t for t in trials if t.state == TrialState.COMPLETE]
             for t in complete:
                 cache.setdefault(t.user_attrs.get("key", ""), t)
-            points = _points(complete)
             bar.n = len(complete)
-            bar.set_postfix(front=len(front(points)), hv=f"{hypervolume(points, ref):.4f}")
+            if cfg.progress:
+                points = _points(complete)
+                bar.set_postfix(front=len(front(points)), hv=f"{hypervolume(points, ref):.4f}")
             if len(complete) >= cfg.n_trials:
                 break
             if fail_dead_workers(study) + fail_stale(study):

@@ -18,11 +18,26 @@ def dominates(a: Point, b: Point) -> bool:
 
 
 def pareto_mask(points: Sequence[Point]) -> list[bool]:
-    """Which points are non-dominated; of equal points only the first is kept."""
-    mask = []
-    for i, p in enumerate(points):
-        dominated = any(dominates(q, p) for q in points) or any(q == p for q in points[:i])
-        mask.append(not dominated)
+    """Which points are non-dominated; of equal points only the first is kept.
+
+    One sweep in order of decreasing accuracy (O(n log n); searches and replays call it after
+    every trial): a point survives when its energy is below that of every more accurate point,
+    and it is the first of its accuracy with the lowest energy.
+    """
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], points[i][1], i))
+    mask = [False] * len(points)
+    best = float("inf")  # lowest energy among the points of higher accuracy
+    j = 0
+    while j < len(order):
+        acc = points[order[j]][0]
+        k = j
+        while k < len(order) and points[order[k]][0] == acc:
+            k += 1
+        first = order[j]  # of this accuracy: the lowest energy, then the lowest index
+        if points[first][1] < best:
+            mask[first] = True
+            best = points[first][1]
+        j = k
     return mask
 
 

@@ -8,6 +8,8 @@
   file systems (SQLite's locks are unreliable there): use the journal or PostgreSQL.
 - **journal**: Optuna's append-only log with a lock file (``results/<study>/journal.log``);
   works on NFS, but has no heartbeats (a dead worker's trial is detected on its own host only).
+- **memory**: Optuna's in-memory storage, nothing written (replays of the boolnas-bench table,
+  experiments); one process, no resume.
 - **postgres**: a server shared by workers on many machines, ``storage.url`` or the environment
   variable ``BOOLNAS_STORAGE_URL`` (so passwords stay out of configs, logs and reports).
 
@@ -55,6 +57,8 @@ def resolve_url(storage: StorageConfig, study_dir: Path) -> str:
         return storage.url or f"sqlite:///{study_dir / LOCAL_FILES['sqlite']}"
     if storage.kind == "journal":
         return str(storage.url or study_dir / LOCAL_FILES["journal"])
+    if storage.kind == "memory":
+        return "memory (not persisted)"
     url = storage.url or os.environ.get(ENV_URL)
     if not url:
         raise StorageError(f"storage=postgres needs storage.url=postgresql+psycopg://user:password@host/database "
@@ -81,6 +85,8 @@ def is_local_file(storage: StorageConfig) -> bool:
 
 def make_storage(storage: StorageConfig, study_dir: Path) -> optuna.storages.BaseStorage:
     """The configured storage object, reachable and with heartbeats where the backend has them."""
+    if storage.kind == "memory":
+        return optuna.storages.InMemoryStorage()
     url = resolve_url(storage, study_dir)
     if is_local_file(storage):
         study_dir.mkdir(parents=True, exist_ok=True)
