@@ -53,7 +53,7 @@ def test_quick_campaign_writes_the_table_and_resumes(tmp_path: Path) -> None:
         assert float(r["loss_sum_f4_s0"]) > float(r["loss_sum_f1_s0"]) > 0
         assert float(r["energy_uJ"]) > 0 and float(r["energy_uJ_horowitz45nm"]) > 0
         assert abs(float(r["energy_compute_uJ"]) + float(r["energy_sram_uJ"]) + float(r["energy_dram_uJ"])
-                   - float(r["energy_uJ"])) < 1e-6 * float(r["energy_uJ"])
+                   - float(r["energy_uJ"])) < 1e-4 * float(r["energy_uJ"])  # 6 significant digits in the CSV
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["threads"] == 1 and meta["complete_genotypes"] == 2 and meta["reference_fidelity"] == "f4"
     again = _bench(tmp_path)  # a rerun (or a resumed kill) trains nothing that is in the cache
