@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 WORKER_TAG_ENV = "BOOLNAS_WORKER_TAG"  # a log prefix naming the worker (set by search/workers.py)
+START_GATE_ENV = "BOOLNAS_START_GATE"  # "1" for supervised workers: wait for "go" on stdin, write no reports
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)
 
 F = TypeVar("F", bound=Callable[..., Any])

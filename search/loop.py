@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -74,11 +75,21 @@ def load_checked_data(cfg: SearchConfig) -> Dataset:
 
 
 def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: TrainFn = train_genotype,
-               write: bool = True, share: CpuShare | None = None) -> optuna.Study:
+               write: bool = True, share: CpuShare | None = None,
+               before_study: Callable[[], None] | None = None) -> optuna.Study:
     """Create or resume the study of ``cfg`` and run trials until it holds ``cfg.n_trials`` finished.
-    ``share``: the machine's CPUs as this worker's trainings may use them (search/cpu_share.py)."""
+    ``share``: the machine's CPUs as this worker's trainings may use them (search/cpu_share.py).
+    ``before_study``: called once the data is loaded, before the study is opened (a supervised
+    worker waits there for its supervisor; search/workers.py)."""
     if data is None:  # before the study: a dataset that does not load must not leave an empty study behind
-        data = load_checked_data(cfg)
+        try:
+            data = load_checked_data(cfg)
+        except Exception:
+            if before_study is not None:  # a supervisor that refused the same run says so once
+                before_study()
+            raise
+    if before_study is not None:
+        before_study()
     study = prepare_study(cfg)
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if done >= cfg.n_trials:

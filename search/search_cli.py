@@ -10,6 +10,8 @@ the same command again resumes the study. ``workers=N`` starts N worker processe
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 from search.cpu_share import CpuShare, prefer_short_spin
@@ -19,7 +21,7 @@ prefer_short_spin()  # before torch loads libgomp (search/cpu_share.py); the imp
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from search.cli_support import CONF_DIR, guarded, run_cli  # noqa: E402
+from search.cli_support import CONF_DIR, START_GATE_ENV, guarded, run_cli  # noqa: E402
 from search.config import GROUPS, SearchConfig  # noqa: E402
 from search.loop import TooManyFailures, run_search  # noqa: E402
 
@@ -41,15 +43,25 @@ def _run(cfg: DictConfig) -> None:
             raise SystemExit(code)
         log.info("report: %s", config.study_dir / "report.html")
         return
+    supervised = os.environ.get(START_GATE_ENV) == "1"  # a worker of workers=N (search/workers.py)
     try:
-        run_search(config, share=CpuShare.from_environment())
+        run_search(config, share=CpuShare.from_environment(), write=not supervised,
+                   before_study=_wait_for_supervisor if supervised else None)
     except KeyboardInterrupt:
         log.warning("interrupted: run the same command again to resume study %r", config.study)
         raise SystemExit(130) from None
     except TooManyFailures as exc:
         log.error("%s", exc)
         raise SystemExit(3) from None
-    log.info("report: %s", config.study_dir / "report.html")
+    if not supervised:
+        log.info("report: %s", config.study_dir / "report.html")
+
+
+def _wait_for_supervisor() -> None:
+    from search.workers import wait_at_gate
+
+    if not wait_at_gate(sys.stdin.buffer):
+        raise SystemExit(0)  # the supervisor refused the run (it says why) or had nothing to do
 
 
 def auto_workers(container: dict[str, Any]) -> int:

@@ -1,10 +1,15 @@
 """``boolnas-search workers=N``: N worker processes on one study, and a supervisor that watches them.
 
-The supervisor opens the study first (so the workers find it created and the presets queued),
-then starts each worker as ``python -m search <the same overrides> workers=1 worker_index=i
-progress=false``, telling it how many workers share the machine (``BOOLNAS_LOCAL_WORKERS``), so
-that each sizes its torch threads to its share of the CPUs (search/cpu_share.py) unless the user
-set ``budget.num_threads``.
+The supervisor starts each worker as ``python -m search <the same overrides> workers=1
+worker_index=i progress=false``, telling it how many workers share the machine
+(``BOOLNAS_LOCAL_WORKERS``), so that each sizes its torch threads to its share of the CPUs
+(search/cpu_share.py) unless the user set ``budget.num_threads``. The workers start at once:
+their start-up (interpreter, torch, the data set; about 7 s on 2 cores) overlaps the
+supervisor's own data check and study creation. Each then waits at a gate (a line on its stdin,
+``BOOLNAS_START_GATE``) until the supervisor has created the study and queued the presets, so
+no two processes create it; a supervisor that refuses the run closes the gates and the workers
+exit without opening the study. Supervised workers leave the reports to the supervisor, which
+writes them once at the end.
 Workers coordinate only through the storage (search/loop.py, search/claims.py,
 search/liveness.py), exactly as when a user starts the same command N times or a SLURM array
 starts it on N machines. The supervisor shows the study's progress, forwards SIGINT/SIGTERM to the
@@ -22,11 +27,12 @@ import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import IO
 
 import optuna
 from optuna.trial import TrialState
 
-from search.cli_support import WORKER_TAG_ENV
+from search.cli_support import START_GATE_ENV, WORKER_TAG_ENV
 from search.config import SearchConfig
 from search.cpu_share import LOCAL_WORKERS_ENV
 from search.loop import load_checked_data, prepare_study
@@ -35,6 +41,7 @@ from search.report import write_reports
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
+GO = b"go\n"
 OWN_KEYS = ("workers", "worker_index", "progress")  # the supervisor sets these for each worker
 
 
@@ -46,19 +53,30 @@ def worker_command(overrides: Sequence[str], index: int) -> list[str]:
 
 def run_workers(cfg: SearchConfig, overrides: Sequence[str]) -> int:
     """Start ``cfg.workers`` workers, wait for them, write the reports; returns the exit code."""
-    load_checked_data(cfg)  # bad data or a budget too large: refused before the study exists (then freed)
-    study = prepare_study(cfg)
-    done = _complete(study)
-    if done >= cfg.n_trials:
-        log.info("study %r already holds %d finished trials (n_trials=%d): nothing to do", cfg.study, done,
-                 cfg.n_trials)
+    env = {**os.environ, LOCAL_WORKERS_ENV: str(cfg.workers), START_GATE_ENV: "1"}
+    procs = [subprocess.Popen(worker_command(overrides, i), env={**env, WORKER_TAG_ENV: f"w{i}"},
+                              stdin=subprocess.PIPE, start_new_session=True)
+             for i in range(cfg.workers)]
+    opened = False
+    try:
+        load_checked_data(cfg)  # bad data or a budget too large: refused before the study exists (then freed)
+        study = prepare_study(cfg)
+        done = _complete(study)
+        if done >= cfg.n_trials:
+            log.info("study %r already holds %d finished trials (n_trials=%d): nothing to do", cfg.study, done,
+                     cfg.n_trials)
+        else:
+            log.info("study %r: %d/%d finished; starting %d workers", cfg.study, done, cfg.n_trials, cfg.workers)
+            _open_gates(procs)
+            opened = True
+    finally:
+        if not opened:  # refused or nothing to do: the workers see their gate close and exit
+            _close_gates(procs)
+            for p in procs:
+                _reap(p)
+    if not opened:
         write_reports(study, cfg.study_dir)
         return 0
-    log.info("study %r: %d/%d finished; starting %d workers", cfg.study, done, cfg.n_trials, cfg.workers)
-    env = {**os.environ, LOCAL_WORKERS_ENV: str(cfg.workers)}
-    procs = [subprocess.Popen(worker_command(overrides, i), env={**env, WORKER_TAG_ENV: f"w{i}"},
-                              start_new_session=True)
-             for i in range(cfg.workers)]
     interrupted = _forward_signals(procs)
     try:
         codes = _watch(study, cfg, procs)
@@ -67,12 +85,44 @@ def run_workers(cfg: SearchConfig, overrides: Sequence[str]) -> int:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
         for p in procs:
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            _reap(p)
     write_reports(study, cfg.study_dir)
     return _exit_code(study, cfg, codes, interrupted)
+
+
+def wait_at_gate(stdin: IO[bytes]) -> bool:
+    """In a supervised worker: block until the supervisor says go (True) or closes the gate (False)."""
+    try:
+        return stdin.readline() == GO
+    except OSError:
+        return False
+
+
+def _open_gates(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        try:
+            assert p.stdin is not None
+            p.stdin.write(GO)
+            p.stdin.close()
+        except OSError:  # the worker already died: _watch reports it
+            pass
+
+
+def _close_gates(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        try:
+            if p.stdin is not None:
+                p.stdin.close()
+        except OSError:
+            pass
+
+
+def _reap(p: subprocess.Popen[bytes]) -> None:
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 def _complete(study: optuna.Study) -> int:

@@ -121,3 +121,13 @@ def test_synthetic_is_deterministic() -> None:
     a = load_dataset(DataConfig(name="synthetic", val_size=16, num_train=32, num_test=8))
     b = load_dataset(DataConfig(name="synthetic", val_size=16, num_train=32, num_test=8))
     assert (a.train_x == b.train_x).all() and a.train_x.shape == (32, 1, 28, 28)
+
+
+def test_resized_copies_are_made_once_per_size(tmp_path: Path) -> None:
+    """A search resizes its data for every trial: the copy is kept, and it holds area-averaged pixels."""
+    data = load_dataset(DataConfig(name="fashion_mnist", root=str(make_fashion_dir(tmp_path)), val_size=20))
+    small = data.resized(14)
+    assert data.resized(14) is small and data.resized(28) is data
+    assert small.train_x.shape[-2:] == (14, 14) and len(small.train_y) == len(data.train_y)
+    assert np.allclose(small.train_x[0, 0, 0, 0].item(), data.train_x[0, 0, :2, :2].mean().item(), atol=1e-6)
+    assert data.resized(7) is not small and data.resized(7).train_x.shape[-1] == 7

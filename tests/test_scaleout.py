@@ -72,6 +72,20 @@ def test_two_local_workers_share_the_default_sqlite_study(tmp_path: Path) -> Non
     assert len({r["worker"] for r in rows}) == 2  # both workers ran trials
     for name in ("report.html", "pareto.html", "study.db"):
         assert (tmp_path / "local2" / name).is_file()
+    # the supervisor writes the reports once; its workers leave them to it
+    assert out.stderr.count("wrote ") == 1 and "w0 wrote" not in out.stderr and "w1 wrote" not in out.stderr
+
+
+def test_supervisor_that_refuses_the_run_leaves_no_study_and_no_workers(tmp_path: Path) -> None:
+    """The workers start before the supervisor checks the run; a refusal must end them at their gate
+    before any of them opens (creates) the study."""
+    out = search(f"results_dir={tmp_path}", "study=refused", "workers=2", "budget.resolution=100000")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("error:") == 1 and "needs at least" in out.stderr  # said once, by the supervisor
+    assert "w0 study" not in out.stderr and "w1 study" not in out.stderr
+    assert not (tmp_path / "refused" / "study.db").exists()
+    leftover = subprocess.run(["pgrep", "-f", f"results_dir={tmp_path}"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", leftover.stdout
 
 
 def _during_search(proc: subprocess.Popen[str], act: Callable[[], Any]) -> tuple[Any, str]:
