@@ -1,27 +1,48 @@
-"""What every boolnas command line shares: stderr logging and clean failure on bad input.
+"""What every boolnas command line shares: stderr logging, clean failure on bad input, one
+interrupt policy and generated ``--help``.
 
-A user error (bad override, unknown preset, malformed file) ends the program with exit code
-2 and one message on stderr, naming the problem and the fix; the traceback is shown only
-with ``debug=true``. :func:`run_cli` checks the command line before Hydra sees it: an unknown
-config-group value, an unknown key or an override Hydra cannot parse is such a user error too
-(Hydra itself would exit with code 1 and a generic hint).
+- **Bad input** (bad override, unknown preset, malformed file) ends the program with exit code
+  2 and one message on stderr, naming the problem and the fix; the traceback is shown only with
+  ``debug=true``. :func:`run_cli` checks the command line before Hydra sees it: an unknown
+  config-group value, an unknown key or an override Hydra cannot parse is such a user error too
+  (Hydra itself would exit with code 1 and a generic hint).
+- **Files that cannot be written** (a file where a folder should be, a read-only or unwritable
+  folder, a full disk) are user errors too: exit code 2 and one line naming the path the user
+  gave (never a temp file's name) and the key to change (``results_dir=``, ``run_dir=``, ...).
+- **Interrupts**: Ctrl-C (SIGINT) and SIGTERM take the same path: a :class:`Interrupted`
+  (a ``KeyboardInterrupt``) is raised where the program runs, so the same clean-up runs (a
+  search tells its running trial FAIL "interrupted" and writes its reports), then the program
+  prints one line, ``interrupted: <how to resume>``, and exits 130 (SIGINT) or 143 (SIGTERM);
+  no traceback (``debug=true`` shows it).
+- **Help**: ``--help`` / ``-h`` prints what the command does, its config groups with their
+  choices (conf/<group>/*.yaml), its keys with their defaults and examples, all read from the
+  command's conf/*.yaml, and exits 0.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from types import FrameType, TracebackType
+from typing import Any, NoReturn, TypeVar
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 WORKER_TAG_ENV = "BOOLNAS_WORKER_TAG"  # a log prefix naming the worker (set by search/workers.py)
 START_GATE_ENV = "BOOLNAS_START_GATE"  # "1" for supervised workers: wait for "go" on stdin, write no reports
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError,)
+# errors of a write that the user fixes by choosing another place (or freeing space)
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+HELP_FLAGS = ("--help", "-h")
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("boolnas.cli")
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -35,13 +56,142 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
 
-def guarded(body: Callable[[Any], None], cfg: Any) -> None:
-    """Run ``body(cfg)``, turning user errors into a one-line message and exit code 2."""
+# ----------------------------------------------------------------------------------- interrupts
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM. A ``KeyboardInterrupt``, so every clean-up written for Ctrl-C runs for
+    SIGTERM too; ``signum`` says which signal (the exit code is 128 + signum), ``hint`` how to
+    resume (see :func:`on_interrupt`)."""
+
+    def __init__(self, hint: str = "", signum: int | None = None) -> None:
+        super().__init__(hint)
+        self.hint = hint
+        self.signum = signum
+
+
+_received: list[int] = []  # the signals this process was interrupted by, in order
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise Interrupted(signum=signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread (Python's default SIGTERM
+    ends the process at once: no clean-up, a trial left RUNNING, no report). A signal the process
+    was started with ignored (a background job of a script, ``nohup``-like launchers) stays ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _raise_interrupted)
+
+
+def quiet_interrupt_while_loading() -> None:
+    """Called first by the command-line modules: Ctrl-C while they import torch and Hydra (seconds)
+    prints one line instead of an import traceback, and the exit code is 130 as later on. Only an
+    interrupt that nothing caught reaches this hook, at the very end (nothing has been opened or
+    written yet); other exceptions go to the previous hook. :func:`run_cli` installs the handlers
+    proper. (SIGTERM keeps its default until then: the process ends at once, exit status 143.)"""
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if not issubclass(kind, KeyboardInterrupt):
+            previous(kind, value, tb)
+            return
+        print("interrupted", file=sys.stderr, flush=True)
+        os._exit(exit_code(value))  # (Python itself would end the process by SIGINT: status -2, not 130)
+
+    sys.excepthook = hook
+
+
+def exit_code(exc: BaseException) -> int:
+    """130 for Ctrl-C (SIGINT), 143 for SIGTERM: 128 + the signal's number, as shells report it."""
+    signum = getattr(exc, "signum", None) or (_received[-1] if _received else signal.SIGINT)
+    return 128 + int(signum)
+
+
+@contextmanager
+def on_interrupt(hint: str) -> Iterator[None]:
+    """Within the block, an interrupt tells the user ``hint`` (e.g. how to resume)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        raise Interrupted(hint, getattr(exc, "signum", None)) from exc
+
+
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """One line on stderr (none from a supervised worker: its supervisor says it once), then exit."""
+    if os.environ.get(START_GATE_ENV) != "1":
+        hint = getattr(exc, "hint", "")
+        print(f"interrupted{': ' + hint if hint else ''}", file=sys.stderr)
+    raise SystemExit(exit_code(exc))
+
+
+# ------------------------------------------------------------------------------- file errors
+def os_error_message(exc: OSError, key: str = "results_dir") -> str:
+    """One line for a file operation that failed: the path, the reason and what to do."""
+    path, reason = exc.filename, exc.strerror or str(exc)
+    if exc.errno is None or path is None:
+        return str(exc)
+    path = str(path)
+    where = f"choose a writable {key}=" if key else "check the path"
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):  # FileExistsError: mkdir of a file's name
+        blocker = _file_on_the_way(Path(path))
+        if blocker is not None:
+            return f"cannot write {path}: {blocker} is a file, not a folder; {where.replace('writable', 'folder for')}"
+    if exc.errno in NO_SPACE:
+        return f"cannot write {path}: {reason}; free some disk space or {where}"
+    if exc.errno == errno.EROFS:
+        return f"cannot write {path}: {reason}; {where}"
+    if isinstance(exc, IsADirectoryError):
+        return f"cannot write {path}: it is a folder; {where}"
+    if isinstance(exc, PermissionError):
+        if Path(path).exists() and not os.access(path, os.R_OK):  # a file the command reads
+            return f"cannot read {path}: {reason}; check its permissions"
+        return f"cannot write {path}: {reason}; {where}"
+    return f"cannot write {path}: {reason}; {where}"
+
+
+def _file_on_the_way(path: Path) -> Path | None:
+    """The first ancestor of ``path`` that is a file (so ``path`` cannot be created), if any."""
+    for parent in reversed([path, *path.parents]):
+        if parent.exists() and not parent.is_dir():
+            return parent
+        if not parent.exists():
+            return None
+    return None
+
+
+def check_output_dir(folder: str | Path, key: str, value: Any = None) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written in: a file
+    on its path, or an unwritable (read-only, no permission) first existing folder. Creates nothing."""
+    folder = Path(folder)
+    shown = f"{key}={value if value is not None else folder}"
+    blocker = _file_on_the_way(folder)
+    if blocker is not None:
+        raise ValueError(f"{shown}: {blocker} is a file, not a folder; choose a folder for {key}=")
+    existing = next(p for p in [folder, *folder.parents] if p.exists() or p == p.parent)
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        why = "it is on a read-only file system" if _read_only(existing) else "permission denied"
+        raise ValueError(f"{shown}: cannot write in {existing} ({why}); choose a writable {key}=")
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
+# ----------------------------------------------------------------------------------- the guard
+def guarded(body: Callable[[Any], None], cfg: Any, output_key: str = "results_dir") -> None:
+    """Run ``body(cfg)``: user errors become a one-line message and exit code 2, an interrupt one
+    line and exit code 130 / 143. ``output_key``: the key that chooses where the command writes,
+    named when a file cannot be written."""
     setup_logging()
     debug = bool(cfg.get("debug", False)) if hasattr(cfg, "get") else False
     try:
@@ -50,10 +200,18 @@ def guarded(body: Callable[[Any], None], cfg: Any) -> None:
         # The reader of stdout went away (e.g. `| head`): not an error of ours.
         sys.stderr.close()
         raise SystemExit(0) from None
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        _interrupted(exc)
     except USER_ERRORS as exc:
         if debug:
             raise
         fail(str(exc))
+    except OSError as exc:
+        if debug:
+            raise
+        fail(os_error_message(exc, output_key))
 
 
 def check_group_choices(argv: Sequence[str], conf_dir: str | Path, groups: Sequence[str]) -> None:
@@ -67,9 +225,13 @@ def check_group_choices(argv: Sequence[str], conf_dir: str | Path, groups: Seque
         name = name.lstrip("+~")
         if not sep or name not in groups or "/" in value:
             continue
-        options = sorted(p.stem for p in (Path(conf_dir) / name).glob("*.yaml"))
+        options = _choices(conf_dir, name)
         if value not in options:
             raise ValueError(f"{name}={value!r} is unknown; use one of {options}")
+
+
+def _choices(conf_dir: str | Path, group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
 
 
 def debug_requested(argv: Sequence[str]) -> bool:
@@ -77,15 +239,16 @@ def debug_requested(argv: Sequence[str]) -> bool:
     return any(a.lstrip("+").lower() in ("debug=true", "debug=1", "debug=yes") for a in argv)
 
 
-def check_overrides(argv: Sequence[str], config_name: str, groups: Sequence[str] = ()) -> None:
-    """Compose ``config_name`` with ``argv`` as Hydra will, raising ValueError on a bad override.
+def check_overrides(argv: Sequence[str], config_name: str, groups: Sequence[str] = ()) -> Any:
+    """Compose ``config_name`` with ``argv`` as Hydra will, raising ValueError on a bad override;
+    returns the composed config (None for command lines left to Hydra).
 
     Refuses unknown config-group values (naming the allowed ones), unknown keys (naming the
     keys there are), overrides Hydra cannot parse and interpolations that do not resolve.
-    Command lines with Hydra flags (``--help``, ``--cfg``, ``-m``) are left to Hydra.
+    Command lines with Hydra flags (``--cfg``, ``-m``) are left to Hydra.
     """
     if any(a.startswith("-") for a in argv):
-        return
+        return None
     check_group_choices(argv, CONF_DIR, groups)
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException, OverrideParseException
@@ -108,6 +271,7 @@ def check_overrides(argv: Sequence[str], config_name: str, groups: Sequence[str]
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ValueError(f"bad override: {first}") from exc
     _refuse_added_keys(overrides, base, config_name, groups)
+    return cfg
 
 
 def _refuse_added_keys(overrides: Sequence[str], base: Any, config_name: str, groups: Sequence[str]) -> None:
@@ -159,10 +323,12 @@ def _keys_hint(key: str, config_name: str, overrides: list[str], groups: Sequenc
     return f"check the spelling ({where}: {', '.join(sorted(str(k) for k in node.keys()))})"
 
 
+# ------------------------------------------------------------------------------------ studies
 def existing_study(study: Any, storage: Any, results_dir: Path) -> str:
     """Check ``study=`` of a command that reads a study (report, export) before opening it.
 
-    The name must be a plain study name (no path), and a storage file in the results folder
+    The name must be a plain study name (no path), ``results_dir`` a folder whose study folder
+    can be written (the command writes there), and a storage file in the results folder
     (sqlite ``study.db`` / journal ``journal.log``) must exist: opening a missing one would
     create an empty database there.
     """
@@ -172,10 +338,13 @@ def existing_study(study: Any, storage: Any, results_dir: Path) -> str:
     if not STUDY_NAME.match(name):
         raise ValueError(f"study={name!r} is not a valid study name (letters, digits, '_', '-', '.'; no paths): "
                          "give the name a search was run with")
+    results_dir = Path(results_dir)
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ValueError(f"results_dir={results_dir} is a file, not a folder; give the results_dir= of the search")
     from search.storage import LOCAL_FILES, is_local_file
 
     if is_local_file(storage):
-        study_dir = Path(results_dir) / name
+        study_dir = results_dir / name
         file = study_dir / LOCAL_FILES[storage.kind]
         if not file.is_file():
             other = "journal" if storage.kind == "sqlite" else "sqlite"
@@ -183,21 +352,161 @@ def existing_study(study: Any, storage: Any, results_dir: Path) -> str:
                     else "")
             raise ValueError(f"no study {name!r} in {results_dir}/ (run boolnas-search study={name} first, "
                              f"or pass results_dir= and storage= of the search){hint}")
+    check_output_dir(results_dir / name, "results_dir", results_dir)
     return name
+
+
+def storage_from_folder(argv: Sequence[str], cfg: Any) -> str | None:
+    """``storage=<kind>`` to add to a command line that names no storage, when its study folder
+    holds the other local kind's file only (a study run with ``storage=journal``, read back with
+    the default sqlite); None when there is nothing to change. Several studies (``study=[a,b]``):
+    switched when their folders agree. A folder holding both files: a ValueError asking the user
+    to choose."""
+    from omegaconf import ListConfig, OmegaConf
+
+    from search.config import STUDY_NAME
+    from search.storage import LOCAL_FILES, detect_local_kind
+
+    if any(a.lstrip("+~").partition("=")[0] in ("storage", "storage.kind", "storage.url") for a in argv):
+        return None  # the user chose
+    if OmegaConf.select(cfg, "storage.kind") is None or OmegaConf.is_missing(cfg, "study"):
+        return None
+    study, results_dir = OmegaConf.select(cfg, "study"), OmegaConf.select(cfg, "results_dir")
+    if results_dir is None or OmegaConf.select(cfg, "storage.url"):
+        return None
+    configured = str(cfg.storage.kind)
+    if configured not in LOCAL_FILES:
+        return None
+    names = [str(n) for n in study] if isinstance(study, ListConfig) else [str(study)]
+    folders = [Path(str(results_dir)) / n for n in names if STUDY_NAME.match(n)]
+    kinds: set[str] = set()  # the storage kind of each study folder that holds one
+    for folder in folders:
+        other = detect_local_kind(folder, configured)  # (a folder holding both raises)
+        if other is not None:
+            kinds.add(other)
+        elif (folder / LOCAL_FILES[configured]).is_file():
+            kinds.add(configured)
+    if len(kinds) != 1 or configured in kinds:
+        return None  # nothing to switch to, or studies of both kinds (the command names the missing file)
+    kind = kinds.pop()
+    shown = folders[0] if len(folders) == 1 else f"{Path(str(results_dir))}/{{{','.join(names)}}}"
+    log.info("%s holds %s and no %s: opening it with storage=%s (pass storage= to choose)", shown,
+             LOCAL_FILES[kind], LOCAL_FILES[configured], kind)
+    return f"storage={kind}"
 
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+# --------------------------------------------------------------------------------------- help
+_KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w]*):(?P<value>[^#]*?)\s*(?:#\s?(?P<comment>.*))?$")
+_DEFAULT_LINE = re.compile(r"^\s*-\s+(?P<group>[A-Za-z_]\w*):\s*(?P<option>[\w.-]+)\s*(?:#\s?(?P<comment>.*))?$")
+
+
+def help_text(config_name: str, conf_dir: str | Path = CONF_DIR) -> str:
+    """The ``--help`` of a command, read from its conf/<config_name>.yaml: the header comment (what
+    it does, examples), the defaults list (config groups, with the choices in conf/<group>/) and
+    the keys with their defaults and comments."""
+    lines = (Path(conf_dir) / f"{config_name}.yaml").read_text().splitlines()
+    header: list[str] = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        header.append(line[1:].strip())
+    title = header[0] if header else config_name
+    prog = title.split(":", 1)[0]
+    examples = [h for h in header[1:] if h.startswith("boolnas-")]
+    prose = [h for h in header[1:] if not h.startswith("boolnas-")]
+    groups: list[tuple[str, str, str]] = []
+    keys: list[tuple[str, str, str]] = []
+    parents: list[tuple[int, str]] = []
+    pending: list[str] = []
+    in_defaults = False
+    for line in lines[len(header):]:
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            pending.append(stripped.lstrip("#").strip())
+            continue
+        if in_defaults and stripped.startswith("-"):
+            found = _DEFAULT_LINE.match(line)
+            if found:  # ("- override hydra/...: none" and "- _self_" do not match)
+                groups.append((found["group"], found["option"], found["comment"] or ""))
+            pending = []
+            continue
+        found = _KEY_LINE.match(line)
+        if not found:
+            pending = []
+            continue
+        indent, key, value = len(found["indent"]), found["key"], found["value"].strip()
+        in_defaults = indent == 0 and key == "defaults"
+        if indent == 0 and key == "hydra":
+            break
+        parents = [(i, k) for i, k in parents if i < indent]
+        if in_defaults:
+            pending = []
+            continue
+        if not value:
+            parents.append((indent, key))
+            continue
+        name = ".".join([k for _, k in parents] + [key])
+        keys.append((name, "<required>" if value == "???" else value, found["comment"] or " ".join(pending)))
+        pending = []
+    out = [title]
+    out += prose
+    out += ["", f"usage: {prog} [key=value ...]   (Hydra overrides; '{prog} --cfg job' prints the composed config)"]
+    if groups:
+        out += ["", "config groups (group=option; a group's own keys can be set too, e.g. "
+                f"{groups[0][0]}.<key>=value):"]
+        width = max(len(f"{g}={o}") for g, o, _ in groups) + 2
+        for group, option, comment in groups:
+            choices = ", ".join(_choices(conf_dir, group))
+            out.append(f"  {f'{group}={option}':<{width}}choices: {choices}")
+            if comment:
+                out.append(f"  {'':<{width}}{comment}")
+    if keys:
+        out += ["", "keys (key=default):"]
+        width = min(max(len(f"{k}={v}") for k, v, _ in keys) + 2, 40)
+        for key, value, comment in keys:
+            entry = f"{key}={value}"
+            if len(entry) >= width and comment:
+                out += [f"  {entry}", f"  {'':<{width}}{comment}"]
+            else:
+                out.append(f"  {entry:<{width}}{comment}".rstrip())
+    if examples:
+        out += ["", "examples:"] + [f"  {e}" for e in examples]
+    out += ["", "Exit codes: 0 done; 2 bad input or a file that cannot be written (one line on stderr naming the",
+            "problem and the fix; debug=true shows the traceback); 130 Ctrl-C, 143 SIGTERM (one line saying how to",
+            "resume where that applies)" + ("; 3 too many failed trials in a row." if prog == "boolnas-search"
+                                             else ".")]
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------------------ the entry point
 def run_cli(hydra_main: Callable[[], None], config_name: str, groups: Sequence[str] = ()) -> None:
-    """A console entry point: check the command line (bad input exits 2), then run Hydra's main."""
+    """A console entry point: ``--help`` prints the command's help; otherwise check the command line
+    (bad input exits 2), pick the storage of an existing study folder when the user named none,
+    then run Hydra's main. Ctrl-C and SIGTERM end it with one line (exit 130 / 143)."""
+    install_signal_handlers()
     argv = sys.argv[1:]
+    if any(a in HELP_FLAGS for a in argv):
+        sys.stdout.write(help_text(config_name))
+        raise SystemExit(0)
+    setup_logging()
     try:
-        check_overrides(argv, config_name, groups)
-    except ValueError as exc:
+        try:
+            cfg = check_overrides(argv, config_name, groups)
+            extra = storage_from_folder(argv, cfg) if cfg is not None and "storage" in groups else None
+        except ValueError as exc:
+            if debug_requested(argv):
+                raise
+            fail(str(exc))
+        if extra is not None:
+            sys.argv.append(extra)
+        hydra_main()
+    except KeyboardInterrupt as exc:  # outside guarded(): while Hydra composes the config
         if debug_requested(argv):
             raise
-        setup_logging()
-        fail(str(exc))
-    hydra_main()
+        _interrupted(exc)

@@ -17,6 +17,7 @@ from typing import Any
 from evaluators.data import DataConfig
 from evaluators.energy import HardwareProfile
 from evaluators.training import Budget
+from search.fingerprint import check_allow_changed
 from space import PRESETS, Genotype, Task, get_preset
 from space.arch_io import load_arch
 from space.sampling import SearchSpace
@@ -124,6 +125,7 @@ class SearchConfig:
     workers: int  # worker processes this command starts on the study (search/workers.py)
     worker_index: int  # this worker's index among parallel ones (varies the sampler's seed)
     max_consecutive_failures: int  # a worker stops after this many failed trials in a row
+    allow_changed: tuple[str, ...]  # settings that may differ from the study's (search/fingerprint.py)
     space: SearchSpace
     space_dict: dict[str, Any]
     sampler: SamplerConfig
@@ -174,6 +176,12 @@ class SearchConfig:
         if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
             raise ValueError(f"worker_index must be a non-negative integer, got {worker_index!r}")
         max_failures = _positive_int("max_consecutive_failures", cfg.get("max_consecutive_failures", 5))
+        allow_changed = cfg.get("allow_changed") or ()
+        if isinstance(allow_changed, str) or not isinstance(allow_changed, Sequence):
+            raise ValueError(f"allow_changed must be a list of settings, e.g. [budget] or [budget.lr], got "
+                             f"{allow_changed!r}")
+        allow_changed = tuple(str(a) for a in allow_changed)
+        check_allow_changed(allow_changed)
         space_dict = dict(cfg["space"])
         space = SearchSpace.from_config(space_dict)
         return cls(
@@ -190,6 +198,7 @@ class SearchConfig:
             workers=workers,
             worker_index=worker_index,
             max_consecutive_failures=max_failures,
+            allow_changed=allow_changed,
             space=space,
             space_dict=space_dict,
             sampler=SamplerConfig.from_dict(cfg["sampler"]),

@@ -12,14 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from search.cli_support import CONF_DIR, guarded, quiet_interrupt_while_loading, run_cli
 
-from evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile
-from search.cli_support import CONF_DIR, guarded, run_cli
-from space import PRESETS, Task, make_plan
-from space.arch_io import load_arch
-from space.files import write_text_atomic
+quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile  # noqa: E402
+from space import PRESETS, Task, make_plan  # noqa: E402
+from space.arch_io import load_arch  # noqa: E402
+from space.files import write_text_atomic  # noqa: E402
 
 log = logging.getLogger("boolnas.energy")
 
@@ -164,17 +167,13 @@ def _run(cfg: DictConfig) -> None:
         if ref == "all":
             print(summary_table(rows))
     if ref == "all":
-        try:
-            path = write_chart(chart, rows, profile.name)
-        except OSError as exc:
-            raise ValueError(f"cannot write the chart to {chart}: {exc.strerror or exc}; pass chart=<writable path>") \
-                from None
+        path = write_chart(chart, rows, profile.name)  # an OSError names chart and the fix (search/cli_support.py)
         log.info("wrote the energy chart of %d architectures to %s", len(rows), path)
 
 
 @hydra.main(config_path=CONF_DIR, config_name="energy_cli", version_base=None)
 def _hydra_main(cfg: DictConfig) -> None:
-    guarded(_run, cfg)
+    guarded(_run, cfg, output_key="chart")
 
 
 def main() -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from search.cli_support import CONF_DIR, existing_study, guarded, quiet_interrupt_while_loading, run_cli
 
-from search.cli_support import CONF_DIR, existing_study, guarded, run_cli
-from search.config import StorageConfig
-from search.export import SELECTIONS, export
-from search.study import load_existing
+quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from search.config import StorageConfig  # noqa: E402
+from search.export import SELECTIONS, export  # noqa: E402
+from search.study import load_existing  # noqa: E402
 
 
 def _run(cfg: DictConfig) -> None:

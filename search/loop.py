@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 import optuna
@@ -22,9 +23,11 @@ from evaluators.accuracy import require_memory, train_genotype
 from evaluators.data import Dataset, load_dataset
 from search.config import SearchConfig
 from search.cpu_share import CpuShare
+from search.fingerprint import variant
 from search.liveness import fail_dead_workers, fail_stale
 from search.objective import Evaluator, TrainFn, run_trial
-from search.pareto import front, hypervolume
+from search.objectives import directions
+from search.pareto import hypervolume, nondominated
 from search.report import write_reports
 from search.storage import display_url
 from search.study import enqueue_presets, open_study
@@ -50,15 +53,27 @@ def _points(trials: list[FrozenTrial]) -> list[tuple[float, float]]:
             if t.user_attrs.get("feasible", True) and "accuracy" in t.user_attrs]
 
 
+def front_size(complete: list[FrozenTrial], objectives: tuple[str, ...]) -> int:
+    """Members of the front of every objective among the feasible COMPLETE trials."""
+    rows = [t.values for t in complete if t.user_attrs.get("feasible", True) and t.values is not None]
+    return sum(nondominated(rows, directions(objectives)))
+
+
 def prepare_study(cfg: SearchConfig) -> optuna.Study:
     """Open (create or resume) the study, clean up after dead workers, enqueue the presets."""
     study = open_study(cfg)
-    study.set_user_attr("config", cfg.resolved)
+    index = variant(study, cfg.resolved, cfg.allow_changed)  # refuses a run whose settings differ
+    if "config" not in study.user_attrs:  # the creating run's config: the report's setup summary
+        study.set_user_attr("config", cfg.resolved)
+    if study.metric_names is None:  # optuna-dashboard labels its axes with them
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(cfg.objectives))
     study.set_user_attr("storage", display_url(cfg.storage, cfg.study_dir))
     fail_dead_workers(study)
     fail_stale(study)
     if cfg.seeds:
-        queued = enqueue_presets(study, cfg)
+        queued = enqueue_presets(study, cfg, index)
         if queued:
             log.info("enqueued presets: %s", ", ".join(queued))
     return study
@@ -98,7 +113,7 @@ def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: Trai
         if write:
             write_reports(study, cfg.study_dir)
         return study
-    evaluator = Evaluator(cfg, data, train_fn, share)
+    evaluator = Evaluator(cfg, data, train_fn, share, variant=variant(study, cfg.resolved, cfg.allow_changed))
     if "hv_ref_energy_uJ" not in study.user_attrs:
         study.set_user_attr("hv_ref_energy_uJ", reference_energy(cfg, evaluator))
     ref = float(study.user_attrs["hv_ref_energy_uJ"])
@@ -131,8 +146,8 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
                 cache.setdefault(t.user_attrs.get("key", ""), t)
             bar.n = len(complete)
             if cfg.progress:
-                points = _points(complete)
-                bar.set_postfix(front=len(front(points)), hv=f"{hypervolume(points, ref):.4f}")
+                bar.set_postfix(front=front_size(complete, cfg.objectives),
+                                hv=f"{hypervolume(_points(complete), ref):.4f}")
             if len(complete) >= cfg.n_trials:
                 break
             if fail_dead_workers(study) + fail_stale(study):
@@ -141,7 +156,7 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
                 time.sleep(WAIT_S)
                 continue
             t = run_trial(study, evaluator, cache)
-            _log_trial(t)
+            _log_trial(t, cfg.objectives)
             if t.state == TrialState.PRUNED:  # a surplus trial given back (search/objective.py): not a failure
                 continue
             failures = failures + [t.user_attrs.get("fail_reason", "?")] if t.state == TrialState.FAIL else []
@@ -153,7 +168,7 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
                     f"or raise max_consecutive_failures")
 
 
-def _log_trial(t: FrozenTrial) -> None:
+def _log_trial(t: FrozenTrial, objectives: tuple[str, ...]) -> None:
     a = t.user_attrs
     name = a.get("preset") or a.get("key", "?")
     if t.state != TrialState.COMPLETE:
@@ -162,4 +177,6 @@ def _log_trial(t: FrozenTrial) -> None:
     how = (f"reused trial {a['reused_from']}" if "reused_from" in a
            else "over energy budget, not trained" if not a.get("feasible", True)
            else f"trained {a.get('train_time_s', 0.0):.1f} s")
-    log.info("trial %d %-18s acc %.4f  energy %8.1f uJ  (%s)", t.number, name, a["accuracy"], a["energy_uJ"], how)
+    extra = "".join(f"  {o} {t.values[i]:.4g}" for i, o in enumerate(objectives) if i >= 2)  # after accuracy, energy
+    log.info("trial %d %-18s acc %.4f  energy %8.1f uJ%s  (%s)", t.number, name, a["accuracy"], a["energy_uJ"], extra,
+             how)

@@ -36,7 +36,7 @@ from search.claims import SameGenotypeFailed, claim_or_reuse
 from search.config import OBJECTIVES, SearchConfig
 from search.cpu_share import CpuShare
 from search.liveness import WORKER, WORKER_NS, Heartbeat
-from search.study import HAS_SET_CONSTRAINT
+from search.study import HAS_SET_CONSTRAINT, INTERRUPTED
 from space import Genotype, make_plan, preset_of
 from space.sampling import sample
 
@@ -61,6 +61,7 @@ class Evaluator:
     data: Dataset
     train_fn: TrainFn = train_genotype
     share: CpuShare | None = None  # sizes budget.num_threads=0 per trial (search/cpu_share.py)
+    variant: int = 0  # the study's settings variant these scores are measured under (search/fingerprint.py)
     _zc: Any = field(default=None, init=False, repr=False)
 
     def energy(self, genotype: Genotype) -> dict[str, Any]:
@@ -146,7 +147,7 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, Frozen
         with Heartbeat(study, trial._trial_id):
             return _score(study, trial, evaluator, cache)
     except KeyboardInterrupt:
-        _fail(study, trial, "interrupted")  # a no-op when _score already ended it
+        _fail(study, trial, INTERRUPTED)  # a no-op when _score already ended it
         raise
 
 
@@ -176,10 +177,14 @@ def _score(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
     started = time.perf_counter()
     try:
         genotype = sample(trial, evaluator.cfg.space)
-        key = genotype.key()
+        # a variant's trials reuse only metrics measured under the same settings
+        key = genotype.key() if not evaluator.variant else f"{genotype.key()}@v{evaluator.variant}"
         trial.set_user_attr("genotype", genotype.to_dict())
         trial.set_user_attr("key", key)
         trial.set_user_attr("preset", preset_of(genotype))
+        trial.set_user_attr("sampler", evaluator.cfg.sampler.name)
+        if evaluator.variant:
+            trial.set_user_attr("variant", evaluator.variant)
         source = claim_or_reuse(study, trial, key, cache)
         if source is not None:
             metrics = {k: source.user_attrs[k] for k in METRIC_KEYS if k in source.user_attrs}
@@ -199,7 +204,7 @@ def _score(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
         cache.setdefault(key, frozen)
         return frozen
     except KeyboardInterrupt:
-        _fail(study, trial, "interrupted")
+        _fail(study, trial, INTERRUPTED)
         raise
     except Exception as exc:  # a failed candidate must not end the search
         known = isinstance(exc, (TrialFailed, SameGenotypeFailed))

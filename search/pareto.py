@@ -1,8 +1,14 @@
-"""The accuracy / energy Pareto front, its knee and its hypervolume (pure Python, no Optuna).
+"""Pareto fronts, knees and hypervolume (pure Python, no Optuna).
 
-Points are ``(accuracy, energy)``: accuracy is maximized, energy minimized. The front is
-what reports plot; with extra objectives configured the study keeps all of them, but the
-plotted (and ``is_pareto``) front is the accuracy / energy one.
+Two families:
+
+- **Any number of objectives** (:func:`nondominated`, :func:`knee_of`): rows of objective
+  values with one direction each ("maximize" / "minimize"). This is the study's front: every
+  configured objective counts (``is_pareto``, knee, export, logs, reports).
+- **Accuracy / energy** (:func:`pareto_mask`, :func:`front`, :func:`knee`, :func:`hypervolume`):
+  points ``(accuracy, energy)``, accuracy maximized, energy minimized. The fast 2-D sweep the
+  search loop and the replay call after every trial, and the hypervolume, which with more
+  objectives configured is the named accuracy-energy projection of the front.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 Point = tuple[float, float]  # (accuracy, energy_uJ)
+DIRECTIONS = ("maximize", "minimize")
 
 
 def dominates(a: Point, b: Point) -> bool:
@@ -77,3 +84,71 @@ def knee(points: Sequence[Point]) -> int | None:
     length = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5 or 1.0
     dist = [abs((y1 - y0) * x - (x1 - x0) * y + x1 * y0 - y1 * x0) / length for x, y in norm]
     return idx[max(range(len(idx)), key=dist.__getitem__)]
+
+
+# --------------------------------------------------------------------------- any number of objectives
+def _as_costs(rows: Sequence[Sequence[float]], directions: Sequence[str]) -> list[tuple[float, ...]]:
+    """Rows turned into costs (every objective minimized)."""
+    bad = [d for d in directions if d not in DIRECTIONS]
+    if bad:
+        raise ValueError(f"directions must be 'maximize' or 'minimize', got {bad}")
+    signs = [-1.0 if d == "maximize" else 1.0 for d in directions]
+    out = []
+    for row in rows:
+        if len(row) != len(signs):
+            raise ValueError(f"a row has {len(row)} values for {len(signs)} objectives")
+        out.append(tuple(s * float(v) for s, v in zip(signs, row)))
+    return out
+
+
+def nondominated(rows: Sequence[Sequence[float]], directions: Sequence[str]) -> list[bool]:
+    """Which rows no other row dominates (at least as good in every objective, better in one);
+    of equal rows only the first is kept, as :func:`pareto_mask` does.
+
+    In lexicographic order of the costs a row can only be dominated by one before it, so one
+    pass against the kept rows suffices (O(n * front)). Two objectives use the 2-D sweep.
+    """
+    costs = _as_costs(rows, directions)
+    if len(directions) == 2:
+        return pareto_mask([(-c[0], c[1]) for c in costs])
+    order = sorted(range(len(costs)), key=lambda i: (costs[i], i))
+    kept: list[tuple[float, ...]] = []
+    mask = [False] * len(costs)
+    for i in order:
+        c = costs[i]
+        if any(all(k <= v for k, v in zip(k_row, c)) for k_row in kept):
+            continue  # dominated by, or equal to, a row kept before it
+        kept.append(c)
+        mask[i] = True
+    return mask
+
+
+def knee_of(rows: Sequence[Sequence[float]], directions: Sequence[str]) -> int | None:
+    """The knee of the rows' front: the member farthest from the hyperplane through the front's
+    extreme members, in objective space scaled to [0, 1] over the front (Das 1999). With two
+    objectives it is the 2-D :func:`knee` (the line joining the front's two ends). When the
+    extremes do not span a hyperplane (one member is best in two objectives), the member
+    nearest the ideal point. Returns an index into ``rows``."""
+    if len(directions) == 2:
+        signs = [1.0 if d == "maximize" else -1.0 for d in directions]
+        # as (accuracy-like maximized, energy-like minimized)
+        return knee([(signs[0] * float(r[0]), -signs[1] * float(r[1])) for r in rows])
+    mask = nondominated(rows, directions)
+    idx = [i for i, m in enumerate(mask) if m]
+    if len(idx) <= 2:
+        return idx[-1] if idx else None
+    import numpy as np
+
+    costs = np.array([_as_costs([rows[i]], directions)[0] for i in idx], dtype=float)
+    span = costs.max(axis=0) - costs.min(axis=0)
+    scaled = (costs - costs.min(axis=0)) / np.where(span > 0, span, 1.0)  # 0: best of the front
+    extremes = [int(np.lexsort((scaled.sum(axis=1), scaled[:, j]))[0]) for j in range(scaled.shape[1])]
+    if len(set(extremes)) == scaled.shape[1]:
+        try:
+            normal = np.linalg.solve(scaled[extremes], np.ones(scaled.shape[1]))  # plane: normal . x = 1
+        except np.linalg.LinAlgError:
+            normal = None
+        if normal is not None and np.all(np.isfinite(normal)) and np.linalg.norm(normal) > 0:
+            dist = np.abs(scaled @ normal - 1.0) / np.linalg.norm(normal)
+            return idx[int(np.argmax(dist))]
+    return idx[int(np.argmin(np.linalg.norm(scaled, axis=1)))]

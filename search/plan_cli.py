@@ -6,12 +6,15 @@ import json
 import sys
 from typing import Any
 
-import hydra
-from omegaconf import DictConfig, OmegaConf
+from search.cli_support import CONF_DIR, guarded, quiet_interrupt_while_loading, run_cli
 
-from search.cli_support import CONF_DIR, guarded, run_cli
-from space import PRESETS, Task, make_plan
-from space.arch_io import load_arch
+quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from space import PRESETS, Task, make_plan  # noqa: E402
+from space.arch_io import load_arch  # noqa: E402
 
 FORMATS = ("table", "json")
 
@@ -44,7 +47,7 @@ def _run(cfg: DictConfig) -> None:
 
 @hydra.main(config_path=CONF_DIR, config_name="plan_cli", version_base=None)
 def _hydra_main(cfg: DictConfig) -> None:
-    guarded(_run, cfg)
+    guarded(_run, cfg, output_key="")
 
 
 def main() -> None:

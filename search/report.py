@@ -1,23 +1,28 @@
 """A study's results files: trials.csv, pareto.html and report.html (all written atomically).
 
 Everything is derived from the study's storage, so the files can be regenerated at any time
-(``boolnas-report study=<name>``), also while workers are still running.
+(``boolnas-report study=<name>``), also while workers are still running. Several studies can
+be put side by side in one combined report (``boolnas-report study=a,b``, :func:`write_combined_report`).
+
+This module holds what the files say (the trials table, the front over every objective, the
+knee, the hypervolume history); search/report_figures.py draws it and search/report_html.py
+lays out the page.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
-import yaml
 
-from search.pareto import hypervolume, knee, pareto_mask
+from search.objectives import columns, directions, study_objectives
+from search.pareto import hypervolume, knee_of, nondominated
 from space import Genotype
 from space.files import write_text_atomic
 
@@ -26,7 +31,7 @@ log = logging.getLogger(__name__)
 GENOTYPE_FIELDS = tuple(Genotype.__dataclass_fields__)
 METRIC_COLUMNS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops",
                   "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "threads", "device", "diverged",
-                  "feasible", "reused_from", "retry_of", "fail_reason", "worker", "key")
+                  "feasible", "reused_from", "retry_of", "fail_reason", "worker", "sampler", "variant", "key")
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -43,12 +48,20 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             row[name] = a.get(name)
         rows.append(row)
     df = pd.DataFrame(rows, columns=["number", "state", "preset", *GENOTYPE_FIELDS, *METRIC_COLUMNS])
-    candidates = (df["state"] == "COMPLETE") & (df["feasible"] != False)  # noqa: E712 (None counts as feasible)
-    points = list(zip(df.loc[candidates, "accuracy"].astype(float), df.loc[candidates, "energy_uJ"].astype(float)))
-    df["is_pareto"] = False
-    if points:  # pandas refuses an empty assignment on an all-False mask
-        df.loc[candidates, "is_pareto"] = pareto_mask(points)
+    df["is_pareto"] = pareto_column(df, study_objectives(study))
     return df
+
+
+def pareto_column(df: pd.DataFrame, objectives: Sequence[str]) -> pd.Series:
+    """True for the COMPLETE, feasible trials on the front of every objective in ``objectives``."""
+    cols = columns(objectives)
+    candidates = (df["state"] == "COMPLETE") & (df["feasible"] != False)  # noqa: E712 (None counts as feasible)
+    candidates &= df[cols].notna().all(axis=1)
+    out = pd.Series(False, index=df.index)
+    rows = df.loc[candidates, cols].astype(float).values.tolist()
+    if rows:  # pandas refuses an empty assignment on an all-False mask
+        out[candidates] = nondominated(rows, directions(objectives))
+    return out
 
 
 def hypervolume_history(df: pd.DataFrame, ref_energy: float) -> list[tuple[int, float]]:
@@ -61,108 +74,136 @@ def hypervolume_history(df: pd.DataFrame, ref_energy: float) -> list[tuple[int, 
     return out
 
 
-def _hover(row: pd.Series) -> str:
-    parts = [f"trial {row['number']}" + (f" ({row['preset']})" if row["preset"] else ""),
-             f"accuracy {row['accuracy']:.4f}", f"energy {row['energy_uJ']:.1f} uJ"]
-    parts += [f"{name}: {row[name]}" for name in GENOTYPE_FIELDS]
-    return "<br>".join(html.escape(str(p)) for p in parts)
+def knee_trial(df: pd.DataFrame, objectives: Sequence[str]) -> int | None:
+    """The trial number of the front's knee over every objective (search/pareto.py ``knee_of``)."""
+    front = df[df["is_pareto"]]
+    k = knee_of(front[columns(objectives)].astype(float).values.tolist(), directions(objectives))
+    return None if k is None else int(front.iloc[k]["number"])
 
 
-def pareto_figure(df: pd.DataFrame, title: str) -> Any:
-    """Scatter energy vs accuracy: all trials, the front highlighted, presets labelled."""
-    import plotly.graph_objects as go
-
-    done = df[df["state"] == "COMPLETE"].copy()
-    fig = go.Figure()
-    groups = (("other trials", done[~done["is_pareto"] & (done["feasible"] != False)], "#9aa5b1", "circle"),  # noqa: E712
-              ("over energy budget", done[done["feasible"] == False], "#d98c8c", "x"),  # noqa: E712
-              ("Pareto front", done[done["is_pareto"]].sort_values("energy_uJ"), "#d62728", "diamond"))
-    for name, sub, color, symbol in groups:
-        if sub.empty:
-            continue
-        front = name == "Pareto front"
-        fig.add_trace(go.Scatter(
-            x=sub["energy_uJ"], y=sub["accuracy"], mode="lines+markers" if front else "markers", name=name,
-            marker={"color": color, "symbol": symbol, "size": 11 if front else 8},
-            line={"shape": "hv", "color": color} if front else None,
-            text=[_hover(r) for _, r in sub.iterrows()], hovertemplate="%{text}<extra></extra>"))
-    presets = done[done["preset"] != ""].drop_duplicates("preset")
-    if not presets.empty:
-        fig.add_trace(go.Scatter(
-            x=presets["energy_uJ"], y=presets["accuracy"], mode="markers+text", name="presets",
-            text=presets["preset"], textposition="top center",
-            marker={"color": "rgba(0,0,0,0)", "size": 16, "line": {"color": "#1f77b4", "width": 2}},
-            customdata=[_hover(r) for _, r in presets.iterrows()], hovertemplate="%{customdata}<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="energy per inference on the target task (uJ)",
-                      yaxis_title="proxy accuracy", xaxis_type="log", template="plotly_white")
-    return fig
+def feasible_mask(df: pd.DataFrame) -> pd.Series:
+    """COMPLETE trials that were trained: not over the energy budget (None counts as feasible)."""
+    return (df["state"] == "COMPLETE") & (df["feasible"] != False)  # noqa: E712
 
 
-def hv_figure(history: list[tuple[int, float]], ref_energy: float) -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Scatter(x=[n for n, _ in history], y=[h for _, h in history], mode="lines+markers"))
-    fig.update_layout(title=f"Hypervolume (reference: accuracy 0, {ref_energy:.1f} uJ)", xaxis_title="trial",
-                      yaxis_title="hypervolume (fraction of the reference box)", template="plotly_white")
-    return fig
+def over_budget_mask(df: pd.DataFrame) -> pd.Series:
+    """COMPLETE trials over the energy budget: recorded with accuracy 0, never trained."""
+    return (df["state"] == "COMPLETE") & (df["feasible"] == False)  # noqa: E712
 
 
-def layers_figure(study: optuna.Study, df: pd.DataFrame) -> Any:
-    """Per-layer energy of the Pareto members as stacked bars (one bar per member)."""
-    import plotly.graph_objects as go
+@dataclass
+class StudyResults:
+    """What a report shows of one study, read once from its storage."""
 
-    members = df[df["is_pareto"]].sort_values("energy_uJ")
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    labels = [f"#{n}" + (f" {p}" if p else "") for n, p in zip(members["number"], members["preset"])]
-    per_layer: dict[str, list[float]] = {}
-    for i, number in enumerate(members["number"]):
-        for name, compute, sram, dram in trials[int(number)].user_attrs.get("layers", []):
-            per_layer.setdefault(name, [0.0] * len(members))[i] = compute + sram + dram
-    fig = go.Figure()
-    for name, values in per_layer.items():
-        fig.add_bar(name=name, x=labels, y=values, hovertemplate="%{x}<br>" + name + ": %{y:.2f} uJ<extra></extra>")
-    fig.update_layout(barmode="stack", title="Energy per layer of the Pareto members (target task)",
-                      yaxis_title="energy (uJ)", showlegend=False, template="plotly_white")
-    return fig
+    name: str
+    df: pd.DataFrame
+    objectives: tuple[str, ...]
+    config: dict[str, Any]
+    ref_energy: float  # the study's fixed hypervolume reference energy (uJ)
+    knee: int | None  # trial number of the knee of the front over every objective
+    layers: dict[int, list[list[Any]]] = field(default_factory=dict)  # front member -> [name, compute, sram, dram]
+    variants: list[dict[str, Any]] = field(default_factory=list)  # settings variants (search/fingerprint.py)
+
+    @property
+    def max_energy(self) -> float | None:
+        """The configured energy limit (constraints.max_energy_uJ), None when there is none."""
+        value = (self.config.get("constraints") or {}).get("max_energy_uJ")
+        return None if value is None else float(value)
+
+    def history(self, ref_energy: float | None = None) -> list[tuple[int, float]]:
+        """The accuracy-energy hypervolume after each trial (default: the study's reference)."""
+        return hypervolume_history(self.df, self.ref_energy if ref_energy is None else ref_energy)
+
+    @property
+    def hv_label(self) -> str:
+        """What the hypervolume is: with more than two objectives, a named 2-D projection."""
+        if len(self.objectives) > 2:
+            return (f"accuracy-energy hypervolume (2-D projection of the {len(self.objectives)}-objective front)")
+        return "accuracy-energy hypervolume"
+
+
+def study_results(study: optuna.Study) -> StudyResults:
+    """Read ``study`` once: its trials, objectives, config, hypervolume reference, knee."""
+    df = trials_frame(study)
+    objectives = study_objectives(study)
+    ref = study.user_attrs.get("hv_ref_energy_uJ")
+    if ref is None:
+        energies = df["energy_uJ"].dropna()
+        ref = float(energies.max()) * 2 if len(energies) else 1.0
+    front = set(int(n) for n in df.loc[df["is_pareto"], "number"])
+    layers = {t.number: list(t.user_attrs.get("layers") or []) for t in study.get_trials(deepcopy=False)
+              if t.number in front}
+    return StudyResults(name=study.study_name, df=df, objectives=objectives,
+                        config=dict(study.user_attrs.get("config") or {}), ref_energy=float(ref),
+                        knee=knee_trial(df, objectives), layers=layers,
+                        variants=list(study.user_attrs.get("fingerprints") or []))
 
 
 def write_reports(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
     """Write trials.csv, pareto.html and report.html for ``study`` into ``out_dir``."""
+    return write_study_files(study_results(study), out_dir)
+
+
+def write_study_files(results: StudyResults, out_dir: Path) -> dict[str, Path]:
+    """trials.csv, pareto.html and report.html of one study (see :func:`write_reports`)."""
+    from search.report_figures import pareto_figure
+    from search.report_html import figure_page, study_page
+
     out_dir = Path(out_dir)
-    df = trials_frame(study)
-    ref = float(study.user_attrs.get("hv_ref_energy_uJ") or (df["energy_uJ"].max() * 2 if len(df) else 1.0))
-    paths = {"csv": _write(out_dir / "trials.csv", df.to_csv(index=False))}
-    title = f"Study {study.study_name}: proxy accuracy vs energy"
-    fig = pareto_figure(df, title)
-    paths["pareto"] = _write(out_dir / "pareto.html", fig.to_html(include_plotlyjs=True, full_html=True))
-    history = hypervolume_history(df, ref)
-    config = study.user_attrs.get("config", {})
-    done = df[df["state"] == "COMPLETE"]
-    points = list(zip(done["accuracy"].astype(float), done["energy_uJ"].astype(float)))
-    k = knee([p if f is not False else (float("-inf"), p[1]) for p, f in zip(points, done["feasible"])])
-    knee_txt = f"trial {int(done.iloc[k]['number'])}" if k is not None else "none"
-    counts = df["state"].value_counts().to_dict()
-    figures = [fig.to_html(include_plotlyjs=True, full_html=False, div_id="pareto"),
-               hv_figure(history, ref).to_html(include_plotlyjs=False, full_html=False, div_id="hypervolume"),
-               layers_figure(study, df).to_html(include_plotlyjs=False, full_html=False, div_id="layers")]
-    body = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>boolnas study {html.escape(study.study_name)}</title>
-<style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 5px}} tr.pareto{{background:#fde2e2}} pre{{background:#f5f5f5;padding:1em}}
-</style></head><body>
-<h1>boolnas study {html.escape(study.study_name)}</h1>
-<p>Trials: {html.escape(json.dumps(counts))}; Pareto front: {int(df['is_pareto'].sum())} members;
-knee: {knee_txt}; hypervolume: {history[-1][1] if history else 0.0:.4f}
-(reference accuracy 0, {ref:.1f} uJ).</p>
-<h2>Pareto front</h2>{figures[0]}
-<h2>Hypervolume history</h2>{figures[1]}
-<h2>Energy per layer of the Pareto members</h2>{figures[2]}
-<h2>Trials</h2>{_table(df)}
-<h2>Configuration</h2><pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>
-</body></html>
-"""
-    paths["report"] = _write(out_dir / "report.html", body)
+    paths = {"csv": _write(out_dir / "trials.csv", results.df.to_csv(index=False))}
+    paths["pareto"] = _write(out_dir / "pareto.html", figure_page(pareto_figure(results), results))
+    paths["report"] = _write(out_dir / "report.html", study_page(results))
     log.info("wrote %s, %s and %s", paths["csv"], paths["pareto"], paths["report"])
+    return paths
+
+
+def combined_dir(results_dir: Path, names: Sequence[str]) -> Path:
+    """Where the combined report of several studies goes by default: ``results/<a>+<b>/``
+    ('+' is not allowed in a study name, so the folder never collides with a study's)."""
+    return Path(results_dir) / "+".join(names)
+
+
+def comparability(all_results: Sequence[StudyResults]) -> list[str]:
+    """Check that studies can share one report. Different objectives: a ValueError (their fronts
+    rank different things). Other result-defining settings that differ (data, budget, task,
+    energy profile, constraints, space): one warning line per difference, shown in the report."""
+    from search.fingerprint import describe, differences, fingerprint
+
+    if len({r.name for r in all_results}) != len(all_results):
+        raise ValueError(f"study= names a study twice: {[r.name for r in all_results]}")
+    first = all_results[0]
+    for other in all_results[1:]:
+        if other.objectives != first.objectives:
+            raise ValueError(
+                f"studies {first.name!r} and {other.name!r} have different objectives ({list(first.objectives)} vs "
+                f"{list(other.objectives)}): their fronts rank different things; report them separately")
+    warnings = []
+    base = {k: v for k, v in fingerprint(first.config).items() if k != "seed"}  # replicates differ in seed
+    for other in all_results[1:]:
+        diffs = differences(base, {k: v for k, v in fingerprint(other.config).items() if k != "seed"})
+        if diffs:
+            warnings.append(f"{other.name!r} differs from {first.name!r} in:\n{describe(diffs)}")
+    return warnings
+
+
+def write_combined_report(all_results: Sequence[StudyResults], out_dir: Path,
+                          own_reports: Mapping[str, Path] | None = None) -> dict[str, Path]:
+    """One report.html (and a trials.csv with a ``study`` column) overlaying the fronts and the
+    hypervolume histories of several studies; a ValueError when they cannot be compared.
+    ``own_reports``: each study's own report.html, linked from the combined one."""
+    from search.report_html import combined_page
+
+    if len(all_results) < 2:
+        raise ValueError("a combined report needs at least two studies: study=a,b")
+    warnings = comparability(all_results)
+    for w in warnings:
+        log.warning("combined report: %s", w)
+    out_dir = Path(out_dir)
+    table = pd.concat([r.df.assign(study=r.name) for r in all_results], ignore_index=True)
+    table = table[["study", *[c for c in table.columns if c != "study"]]]
+    paths = {"csv": _write(out_dir / "trials.csv", table.to_csv(index=False)),
+             "report": _write(out_dir / "report.html", combined_page(all_results, warnings, out_dir, own_reports))}
+    log.info("wrote %s and %s", paths["csv"], paths["report"])
     return paths
 
 
@@ -171,24 +212,3 @@ def _write(path: Path, text: str) -> Path:
     out = write_text_atomic(path, text)
     os.chmod(out, 0o644)
     return out
-
-
-def _table(df: pd.DataFrame) -> str:
-    cols = ["number", "state", "preset", "accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "ops",
-            "size_bits", "is_pareto", *GENOTYPE_FIELDS, "fail_reason"]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    rows = []
-    for _, r in df.iterrows():
-        cells = "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in cols)
-        cls = ' class="pareto"' if r["is_pareto"] else ""
-        rows.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-

@@ -2,8 +2,9 @@
 
 The composed config is validated before any trial runs: an unknown config-group value, space
 value, preset or a malformed arch YAML exits with code 2 and one line naming the problem.
-Ctrl-C (SIGINT) marks the running trial FAIL, writes the reports and exits with 130; running
-the same command again resumes the study. ``workers=N`` starts N worker processes on the study
+Ctrl-C (SIGINT) or SIGTERM marks the running trial FAIL "interrupted", writes the reports and
+exits with 130 (SIGINT) or 143 (SIGTERM); running the same command again resumes the study (and
+evaluates a preset whose trial was interrupted). ``workers=N`` starts N worker processes on the study
 (search/workers.py); too many failed trials in a row end a worker with exit code 3.
 """
 
@@ -14,14 +15,25 @@ import os
 import sys
 from typing import Any
 
-from search.cpu_share import CpuShare, prefer_short_spin
+from search.cli_support import (
+    CONF_DIR,
+    START_GATE_ENV,
+    check_output_dir,
+    guarded,
+    on_interrupt,
+    quiet_interrupt_while_loading,
+    run_cli,
+)
+
+quiet_interrupt_while_loading()  # Ctrl-C while torch loads: one line, no import traceback
+
+from search.cpu_share import CpuShare, prefer_short_spin  # noqa: E402
 
 prefer_short_spin()  # before torch loads libgomp (search/cpu_share.py); the imports below load it
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from search.cli_support import CONF_DIR, START_GATE_ENV, guarded, run_cli  # noqa: E402
 from search.config import GROUPS, SearchConfig  # noqa: E402
 from search.loop import TooManyFailures, run_search  # noqa: E402
 
@@ -33,6 +45,7 @@ def _run(cfg: DictConfig) -> None:
     if container.get("workers") == "auto":
         container["workers"] = auto_workers(container)
     config = SearchConfig.from_cfg(container)
+    check_output_dir(config.study_dir, "results_dir", config.results_dir)  # before the data loads
     if config.workers > 1:
         from hydra.core.hydra_config import HydraConfig
 
@@ -45,11 +58,11 @@ def _run(cfg: DictConfig) -> None:
         return
     supervised = os.environ.get(START_GATE_ENV) == "1"  # a worker of workers=N (search/workers.py)
     try:
-        run_search(config, share=CpuShare.from_environment(), write=not supervised,
-                   before_study=_wait_for_supervisor if supervised else None)
-    except KeyboardInterrupt:
-        log.warning("interrupted: run the same command again to resume study %r", config.study)
-        raise SystemExit(130) from None
+        # Ctrl-C / SIGTERM: the running trial is told FAIL "interrupted", the reports are written
+        # (search/loop.py), then one line and exit 130 / 143 (search/cli_support.py)
+        with on_interrupt(f"run the same command again to resume study {config.study!r}"):
+            run_search(config, share=CpuShare.from_environment(), write=not supervised,
+                       before_study=_wait_for_supervisor if supervised else None)
     except TooManyFailures as exc:
         log.error("%s", exc)
         raise SystemExit(3) from None

@@ -14,7 +14,9 @@
   variable ``BOOLNAS_STORAGE_URL`` (so passwords stay out of configs, logs and reports).
 
 An unreachable server fails within :data:`CONNECT_TIMEOUT_S` with a message, and every URL
-shown to a user or written to a file has its password masked (:func:`masked`).
+shown to a user or written to a file has its password masked (:func:`masked`). A command that
+names no storage opens a study folder holding only ``journal.log`` as a journal study
+(:func:`detect_local_kind`, used by search/cli_support.py).
 """
 
 from __future__ import annotations
@@ -83,6 +85,22 @@ def is_local_file(storage: StorageConfig) -> bool:
     return storage.kind in ("sqlite", "journal") and not storage.url
 
 
+def detect_local_kind(study_dir: Path, configured: str) -> str | None:
+    """The local storage kind to open ``study_dir`` with instead of ``configured`` (the default the
+    user did not choose): the other kind when the folder holds only the other kind's file, else
+    None. A folder holding both files is ambiguous: a :class:`StorageError` asks for ``storage=``."""
+    if configured not in LOCAL_FILES:
+        return None
+    present = [kind for kind, name in LOCAL_FILES.items() if (Path(study_dir) / name).is_file()]
+    if len(present) > 1:
+        files = " and ".join(LOCAL_FILES[k] for k in present)
+        raise StorageError(f"{study_dir} holds two studies ({files}): pass storage="
+                           f"{' or storage='.join(present)} to say which one to open")
+    if present and present[0] != configured:
+        return present[0]
+    return None
+
+
 def make_storage(storage: StorageConfig, study_dir: Path) -> optuna.storages.BaseStorage:
     """The configured storage object, reachable and with heartbeats where the backend has them."""
     if storage.kind == "memory":
@@ -96,7 +114,8 @@ def make_storage(storage: StorageConfig, study_dir: Path) -> optuna.storages.Bas
         try:
             return JournalStorage(JournalFileBackend(url))
         except OSError as exc:
-            raise StorageError(f"cannot open the journal file {url}: {exc}") from None
+            raise StorageError(f"cannot open the journal file {url}: {exc.strerror or exc}; choose a writable "
+                               f"results_dir= (or another storage.url=)") from None
     return _rdb_storage(url, storage)
 
 
@@ -131,6 +150,10 @@ def _rdb_storage(url: str, storage: StorageConfig) -> optuna.storages.RDBStorage
             if attempt + 1 < OPEN_ATTEMPTS and any(t in str(exc).lower() for t in TRANSIENT):
                 time.sleep(0.2 * (attempt + 1))
                 continue
+            if url.startswith("sqlite"):
+                raise StorageError(f"cannot open the study database {url.removeprefix('sqlite:///')}: "
+                                   f"{_first_line(exc)} (is its folder writable? choose a writable results_dir=, "
+                                   f"or another storage.url=)") from None
             raise StorageError(f"cannot reach the storage {masked(url)}: {_first_line(exc)} "
                                f"(is the server running and the URL right?)") from None
     raise AssertionError("unreachable")

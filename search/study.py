@@ -81,17 +81,59 @@ def load_existing(name: str, storage: StorageConfig, results_dir: Path) -> optun
         raise ValueError(f"storage {display_url(storage, study_dir)} holds no study {name!r}") from None
 
 
-def enqueue_presets(study: optuna.Study, cfg: SearchConfig) -> list[str]:
-    """Enqueue the configured seeds (presets in the space), skipping those already queued or evaluated."""
-    seen_keys = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)}
+INTERRUPTED = "interrupted"  # the fail_reason of a trial ended by Ctrl-C / SIGTERM (search/objective.py)
+PENDING_OR_DONE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE)
+
+
+def enqueue_presets(study: optuna.Study, cfg: SearchConfig, variant: int = 0) -> list[str]:
+    """Enqueue the configured seeds (presets in the space) that the study has not evaluated yet.
+
+    A seed is left alone while a trial of its genotype is waiting, running or complete (a retry
+    that search/liveness.py queued for a dead worker's trial counts: no double enqueue). A seed
+    whose trials all ended without a verdict on the candidate is enqueued again: interrupted
+    (Ctrl-C / SIGTERM, fail_reason "interrupted") or given back unrun (PRUNED). One that failed
+    for a reason of its own (diverged training, an exception) is not: it would fail the same way
+    on every run; nor one whose workers died more than ``storage.max_retry`` + 1 times (the
+    retries liveness.py allows). Every decision is taken by genotype (its key, or for trials that
+    have not started, their fixed parameters) and settings ``variant`` (search/fingerprint.py): a
+    new variant measures the presets again, under its own settings."""
+    trials = study.get_trials(deepcopy=False)
+    max_retry = int(study.user_attrs.get(MAX_RETRY_ATTR, cfg.storage.max_retry))
     queued: list[str] = []
+    done: set[str] = set()  # genotypes enqueued by this call (two seeds may be one genotype)
     for name, genotype in cfg.seeds:
-        if genotype.key() in seen_keys:
+        params = cfg.space.params_of(genotype)
+        mine = [t for t in trials if _is_genotype(t, genotype.key(), params, variant)]
+        if genotype.key() in done or any(t.state in PENDING_OR_DONE for t in mine):
             continue
-        # skip_if_exists: a WAITING/RUNNING/COMPLETE trial with these params already exists
-        study.enqueue_trial(cfg.space.params_of(genotype), user_attrs={"seed": name}, skip_if_exists=True)
+        failed = [t for t in mine if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != INTERRUPTED]
+        lost = [t for t in failed if t.user_attrs.get("worker_lost")]
+        if len(failed) > len(lost) or len(lost) > max_retry:
+            reasons = "; ".join(sorted({str(t.user_attrs.get("fail_reason", "?")) for t in failed}))
+            log.info("preset %s is not enqueued again: its trial(s) %s failed (%s)", name,
+                     ", ".join(str(t.number) for t in failed), reasons)
+            continue
+        if mine:
+            how = "were interrupted" + (" or lost their worker" if lost else "")
+            log.info("preset %s enqueued again: its trial(s) %s %s before it was evaluated", name,
+                     ", ".join(str(t.number) for t in mine), how)
+        study.enqueue_trial(params, user_attrs={"seed": name})
+        done.add(genotype.key())
         queued.append(name)
     return queued
+
+
+def _is_genotype(trial: FrozenTrial, key: str, params: dict[str, object], variant: int) -> bool:
+    """Whether ``trial`` is (or was to be) an evaluation of the genotype with ``key`` / ``params``
+    under settings ``variant``. The reuse key carries the variant and the rung after the genotype
+    key (``<key>@v<n>@r<k>``, search/objective.py); a trial that has not started yet is matched
+    by its fixed parameters (whichever variant runs it measures it under its own settings)."""
+    recorded = trial.user_attrs.get("key")
+    if recorded is not None:
+        base, *tags = str(recorded).split("@")
+        recorded_variant = next((int(t[1:]) for t in tags if t.startswith("v")), 0)
+        return base == key and recorded_variant == variant
+    return dict(trial.system_attrs.get("fixed_params") or trial.params) == params
 
 
 def count(study: optuna.Study, *states: TrialState) -> int:

@@ -2,6 +2,7 @@
 
 stdout holds only the result (a table or one JSON object); logs and the progress bar go to
 stderr. ``budget=full`` keeps a checkpoint per epoch in the run folder and resumes from it.
+Ctrl-C or SIGTERM ends it with one line (how to resume) and exit code 130 / 143.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from search.cpu_share import CpuShare, prefer_short_spin
+from search.cli_support import CONF_DIR, check_output_dir, guarded, on_interrupt, quiet_interrupt_while_loading, run_cli
+
+quiet_interrupt_while_loading()  # Ctrl-C while torch loads: one line, no import traceback
+
+from search.cpu_share import CpuShare, prefer_short_spin  # noqa: E402
 
 prefer_short_spin()  # before torch loads libgomp (search/cpu_share.py); the imports below load it
 
@@ -21,7 +26,6 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from evaluators.accuracy import proxy_task, save_model, train_genotype, training_curve_html  # noqa: E402
 from evaluators.data import DataConfig, load_dataset  # noqa: E402
 from evaluators.training import Budget  # noqa: E402
-from search.cli_support import CONF_DIR, guarded, run_cli  # noqa: E402
 from space.arch_io import load_arch  # noqa: E402
 from space.files import write_text_atomic  # noqa: E402
 
@@ -48,6 +52,7 @@ def _run(cfg: DictConfig) -> None:
         run_dir = Path(cfg.run_dir or f"results/train/{name}-{genotype.key()}")
         if run_dir.exists() and not run_dir.is_dir():
             raise ValueError(f"run_dir {run_dir} is a file; give a folder for the checkpoint and weights")
+        check_output_dir(run_dir, "run_dir")
     share = CpuShare.from_environment()  # registered now, so trainers started together see each other
     data = load_dataset(data_cfg)
     if not budget.num_threads:  # auto: this process's share of the machine, fixed for the run
@@ -56,8 +61,11 @@ def _run(cfg: DictConfig) -> None:
     if run_dir is not None:
         log.info("run folder %s (a restarted run resumes from its checkpoint)", run_dir)
     log.info("training %s (%s) under budget %s on %s", name, genotype.key(), budget.name, data.name)
-    model, result = train_genotype(genotype, data, budget, seed=seed, run_dir=run_dir,
-                                   progress=cfg.progress)
+    # Ctrl-C / SIGTERM: one line (how to resume), exit 130 / 143 (search/cli_support.py)
+    with on_interrupt(f"run the same command again to resume from the last checkpoint in {run_dir}"
+                      if run_dir is not None else "nothing was written"):
+        model, result = train_genotype(genotype, data, budget, seed=seed, run_dir=run_dir,
+                                       progress=cfg.progress)
     if result.diverged:
         log.error("diverged: %s", result.diverged_reason)
     out = {k: result.to_dict()[k] for k in JSON_KEYS}
@@ -77,7 +85,7 @@ def _run(cfg: DictConfig) -> None:
 
 @hydra.main(config_path=CONF_DIR, config_name="train_cli", version_base=None)
 def _hydra_main(cfg: DictConfig) -> None:
-    guarded(_run, cfg)
+    guarded(_run, cfg, output_key="run_dir")
 
 
 def main() -> None:

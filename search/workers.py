@@ -13,8 +13,9 @@ writes them once at the end.
 Workers coordinate only through the storage (search/loop.py, search/claims.py,
 search/liveness.py), exactly as when a user starts the same command N times or a SLURM array
 starts it on N machines. The supervisor shows the study's progress, forwards SIGINT/SIGTERM to the
-workers (which end their trials FAIL "interrupted" and exit), and writes the reports once at the
-end. A worker that dies (SIGKILL, out of memory) is reported; the others retry its trial and go on.
+workers (which end their trials FAIL "interrupted" and exit), writes the reports once at the
+end and exits 130 (SIGINT) or 143 (SIGTERM). A worker that dies (SIGKILL, out of memory) is
+reported; the others retry its trial and go on.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from optuna.trial import TrialState
 from search.cli_support import START_GATE_ENV, WORKER_TAG_ENV
 from search.config import SearchConfig
 from search.cpu_share import LOCAL_WORKERS_ENV
-from search.loop import load_checked_data, prepare_study
-from search.pareto import front
+from search.loop import front_size, load_checked_data, prepare_study
 from search.report import write_reports
 
 log = logging.getLogger(__name__)
@@ -129,21 +129,21 @@ def _complete(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
-def _forward_signals(procs: list[subprocess.Popen[bytes]]) -> list[bool]:
+def _forward_signals(procs: list[subprocess.Popen[bytes]]) -> list[int]:
     """SIGINT/SIGTERM to the supervisor go on to the workers as one SIGINT (they end their trials
     cleanly). The workers run in their own sessions, so a terminal's Ctrl-C reaches them only
-    through here, once."""
-    flag = [False]
+    through here, once. Returns the list of signals received (the first decides the exit code)."""
+    received: list[int] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        flag[0] = True
+        received.append(signum)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    return flag
+    return received
 
 
 def _watch(study: optuna.Study, cfg: SearchConfig, procs: list[subprocess.Popen[bytes]]) -> list[int]:
@@ -154,10 +154,8 @@ def _watch(study: optuna.Study, cfg: SearchConfig, procs: list[subprocess.Popen[
               disable=not cfg.progress, dynamic_ncols=True) as bar:
         while True:
             complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            points = [(float(t.user_attrs["accuracy"]), float(t.user_attrs["energy_uJ"])) for t in complete
-                      if t.user_attrs.get("feasible", True) and "accuracy" in t.user_attrs]
             bar.n = len(complete)
-            bar.set_postfix(front=len(front(points)), refresh=True)
+            bar.set_postfix(front=front_size(complete, cfg.objectives), refresh=True)
             for i, p in enumerate(procs):
                 if p.returncode is None and p.poll() is not None and p.returncode < 0 and i not in reported:
                     reported.add(i)
@@ -168,12 +166,14 @@ def _watch(study: optuna.Study, cfg: SearchConfig, procs: list[subprocess.Popen[
             time.sleep(POLL_S)
 
 
-def _exit_code(study: optuna.Study, cfg: SearchConfig, codes: list[int], interrupted: list[bool]) -> int:
+def _exit_code(study: optuna.Study, cfg: SearchConfig, codes: list[int], interrupted: list[int]) -> int:
+    """0 when the study holds n_trials; 130 (SIGINT) / 143 (SIGTERM) when interrupted; else a
+    worker's failure code."""
     done = _complete(study)
-    if interrupted[0]:
+    if interrupted:
         log.warning("interrupted: run the same command again to resume study %r (%d/%d finished)",
                     cfg.study, done, cfg.n_trials)
-        return 130
+        return 128 + interrupted[0]
     if done >= cfg.n_trials:
         return 0
     failed = [c for c in codes if c > 0]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -129,44 +128,6 @@ def test_search_writes_results_and_rerun_does_no_work(searched: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "nothing to do" in again.stderr
     assert len(states(study_dir / "study.db", "e2e")) == 9
-
-
-def test_report_cli_regenerates_the_files(searched: Path) -> None:
-    (searched / "e2e" / "trials.csv").unlink()
-    out = subprocess.run([sys.executable, "-m", "search.report_cli", "study=e2e", f"results_dir={searched}"],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert (searched / "e2e" / "trials.csv").is_file()
-
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def dump_dom(page: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
-
-
-def console_errors(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-def test_report_renders_in_headless_chromium(searched: Path, tmp_path: Path) -> None:
-    broken = tmp_path / "broken.html"  # control: the check does see a JavaScript error
-    broken.write_text("<html><body><script>undefined_function_xyz();</script></body></html>")
-    assert console_errors(dump_dom(broken, tmp_path).stderr)
-    for page in ("report.html", "pareto.html"):
-        out = dump_dom(searched / "e2e" / page, tmp_path)
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert not console_errors(out.stderr), console_errors(out.stderr)
-        assert 'class="main-svg"' in out.stdout and "scatterlayer" in out.stdout, page
-    dom = dump_dom(searched / "e2e" / "report.html", tmp_path).stdout
-    assert dom.count('class="main-svg"') >= 3  # front, hypervolume, per-layer bars
-    assert "Pareto front" in dom and "boolnet18_k4" in dom
 
 
 def test_export_writes_yamls_that_train(searched: Path) -> None:
