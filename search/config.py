@@ -18,6 +18,7 @@ from evaluators.data import DataConfig
 from evaluators.energy import HardwareProfile
 from evaluators.training import Budget
 from search.fingerprint import check_allow_changed
+from search.rungs import SchedulerConfig
 from space import PRESETS, Genotype, Task, get_preset
 from space.arch_io import load_arch
 from space.sampling import SearchSpace
@@ -32,7 +33,7 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
 }
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 STORAGES = ("sqlite", "journal", "postgres", "memory")
-GROUPS = ("space", "sampler", "storage", "data", "budget", "energy", "task")
+GROUPS = ("space", "sampler", "scheduler", "storage", "data", "budget", "energy", "task")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -129,6 +130,7 @@ class SearchConfig:
     space: SearchSpace
     space_dict: dict[str, Any]
     sampler: SamplerConfig
+    scheduler: SchedulerConfig  # multi-fidelity (search/rungs.py); name none: one budget for all
     storage: StorageConfig
     data: DataConfig
     budget: Budget
@@ -183,6 +185,8 @@ class SearchConfig:
         allow_changed = tuple(str(a) for a in allow_changed)
         check_allow_changed(allow_changed)
         space_dict = dict(cfg["space"])
+        scheduler = SchedulerConfig.from_dict(dict(cfg.get("scheduler") or {}))
+        scheduler.check_budget(Budget.from_dict(dict(cfg["budget"])))
         space = SearchSpace.from_config(space_dict)
         return cls(
             study=study,
@@ -202,6 +206,7 @@ class SearchConfig:
             space=space,
             space_dict=space_dict,
             sampler=SamplerConfig.from_dict(cfg["sampler"]),
+            scheduler=scheduler,
             storage=StorageConfig.from_dict(cfg["storage"]),
             data=_data_present(DataConfig.from_dict(dict(cfg["data"]))),
             budget=_teacher_loads(Budget.from_dict(dict(cfg["budget"]))),

@@ -26,7 +26,7 @@ import optuna
 
 log = logging.getLogger(__name__)
 
-FINGERPRINT_KEYS = ("space", "data", "budget", "task", "energy", "objectives", "constraints", "seed")
+FINGERPRINT_KEYS = ("space", "data", "budget", "task", "energy", "objectives", "constraints", "seed", "scheduler")
 EXEMPT = ("budget.num_threads", "budget.device", "energy.description")  # see the module docstring
 ATTR = "fingerprints"  # study user attr: the settings of variant 0 (creation), 1, 2, ...
 

@@ -32,6 +32,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
+from search.rungs import CARRIED
+
 log = logging.getLogger(__name__)
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -108,9 +110,10 @@ def retry(study: optuna.Study, trial: FrozenTrial) -> int | None:
         log.warning("trial %d failed (%s); not retried: trial %d was retried %d time(s) already (storage.max_retry)",
                     trial.number, trial.user_attrs.get("fail_reason", "worker lost"), original, len(retries))
         return None
-    attrs = {"retry_of": original}
+    attrs: dict[str, object] = {"retry_of": original}
     if trial.user_attrs.get("seed"):
         attrs["seed"] = trial.user_attrs["seed"]
+    attrs.update({k: trial.user_attrs[k] for k in CARRIED if k in trial.user_attrs})  # a promotion stays one
     study.add_trial(optuna.create_trial(state=TrialState.WAITING, params=trial.params,
                                         distributions=trial.distributions, user_attrs=attrs))
     log.warning("trial %d lost its worker (%s): retrying its parameters", trial.number,

@@ -29,6 +29,7 @@ from search.objective import Evaluator, TrainFn, run_trial
 from search.objectives import directions
 from search.pareto import hypervolume, nondominated
 from search.report import write_reports
+from search.rungs import promote
 from search.storage import display_url
 from search.study import enqueue_presets, open_study
 from space import PRESETS, get_preset
@@ -155,6 +156,7 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
             if len(trials) >= cfg.n_trials:  # the remaining slots are held by RUNNING trials of other workers
                 time.sleep(WAIT_S)
                 continue
+            promote(study, cfg.scheduler)  # multi-fidelity: a candidate that earned a higher rung goes first
             t = run_trial(study, evaluator, cache)
             _log_trial(t, cfg.objectives)
             if t.state == TrialState.PRUNED:  # a surplus trial given back (search/objective.py): not a failure
@@ -170,7 +172,9 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
 
 def _log_trial(t: FrozenTrial, objectives: tuple[str, ...]) -> None:
     a = t.user_attrs
-    name = a.get("preset") or a.get("key", "?")
+    name = a.get("preset") or a.get("candidate") or a.get("key", "?")
+    if "rung" in a:
+        name = f"{name} r{a['rung']}"
     if t.state != TrialState.COMPLETE:
         log.info("trial %d %s %s: %s", t.number, t.state.name, name, a.get("fail_reason", ""))
         return

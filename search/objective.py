@@ -36,6 +36,7 @@ from search.claims import SameGenotypeFailed, claim_or_reuse
 from search.config import OBJECTIVES, SearchConfig
 from search.cpu_share import CpuShare
 from search.liveness import WORKER, WORKER_NS, Heartbeat
+from search.rungs import CANDIDATE, CARRIED, PARENT, RUNG, reuse_key, rung_budget, rung_of
 from search.study import HAS_SET_CONSTRAINT, INTERRUPTED
 from space import Genotype, make_plan, preset_of
 from space.sampling import sample
@@ -47,6 +48,9 @@ METRIC_KEYS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cyc
                "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "energy_time_s", "device",
                "threads", "diverged", "feasible", "constraint", "layers")
 ZC_BATCH = 64
+# what a promoted trial takes from its parent instead of computing it again (search/rungs.py)
+INHERITED_KEYS = ("energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops", "size_bits",
+                  "energy_time_s", "feasible", "constraint", "layers", "zc_naswot", "zc_grad_norm", "zc_snip")
 
 
 class TrialFailed(Exception):
@@ -84,12 +88,13 @@ class Evaluator:
         out["energy_time_s"] = time.perf_counter() - started
         return out
 
-    def accuracy(self, genotype: Genotype) -> dict[str, Any]:
-        """Proxy-trained accuracy plus zero-cost scores; raises TrialFailed on divergence."""
+    def accuracy(self, genotype: Genotype, rung: int = 0, zero_cost: bool = True) -> dict[str, Any]:
+        """Proxy-trained accuracy (at ``rung``'s budget with a multi-fidelity scheduler) plus
+        zero-cost scores; raises TrialFailed on divergence."""
         out: dict[str, Any] = {}
-        budget = self._budget()
+        budget = rung_budget(self._budget(), self.cfg.scheduler, rung)
         out["threads"] = budget.num_threads or None
-        if self.cfg.zero_cost:
+        if self.cfg.zero_cost and zero_cost:
             out.update(self._zero_cost(genotype))
         _, result = self.train_fn(genotype, self.data, budget, seed=self.cfg.seed)
         out.update(train_time_s=result.time_s, device=result.device, diverged=result.diverged)
@@ -166,7 +171,7 @@ def _give_back(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
     frozen = study._storage.get_trial(trial._trial_id)
     fixed = frozen.system_attrs.get("fixed_params")
     if fixed:
-        attrs = {k: frozen.user_attrs[k] for k in ("seed", "retry_of") if k in frozen.user_attrs}
+        attrs = {k: frozen.user_attrs[k] for k in ("seed", "retry_of", *CARRIED) if k in frozen.user_attrs}
         study.enqueue_trial(fixed, user_attrs=attrs)
     trial.set_user_attr("fail_reason", "not run: the other workers hold the last slots of n_trials")
     return study.tell(trial, state=TrialState.PRUNED)
@@ -177,22 +182,34 @@ def _score(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
     started = time.perf_counter()
     try:
         genotype = sample(trial, evaluator.cfg.space)
-        # a variant's trials reuse only metrics measured under the same settings
-        key = genotype.key() if not evaluator.variant else f"{genotype.key()}@v{evaluator.variant}"
+        # a variant's trials reuse only metrics measured under the same settings, and with a
+        # multi-fidelity scheduler only those of the same rung (search/rungs.py)
+        candidate = genotype.key() if not evaluator.variant else f"{genotype.key()}@v{evaluator.variant}"
+        rung = rung_of(trial) if evaluator.cfg.scheduler.active else None
+        key = reuse_key(candidate, rung)
         trial.set_user_attr("genotype", genotype.to_dict())
         trial.set_user_attr("key", key)
         trial.set_user_attr("preset", preset_of(genotype))
         trial.set_user_attr("sampler", evaluator.cfg.sampler.name)
         if evaluator.variant:
             trial.set_user_attr("variant", evaluator.variant)
+        if rung is not None:
+            trial.set_user_attr(RUNG, rung)
+            trial.set_user_attr(CANDIDATE, candidate)
         source = claim_or_reuse(study, trial, key, cache)
+        parent = trial.user_attrs.get(PARENT)
         if source is not None:
             metrics = {k: source.user_attrs[k] for k in METRIC_KEYS if k in source.user_attrs}
             metrics["reused_from"] = source.number
+        elif parent is not None:  # a promotion: energy and zero-cost scores are its parent's
+            before = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
+                study._study_id, int(parent)))
+            metrics = {k: before.user_attrs[k] for k in INHERITED_KEYS if k in before.user_attrs}
+            metrics.update(evaluator.accuracy(genotype, rung or 0, zero_cost=False))
         else:
             metrics = evaluator.energy(genotype)
             if metrics["feasible"]:
-                metrics.update(evaluator.accuracy(genotype))
+                metrics.update(evaluator.accuracy(genotype, rung or 0))
             else:
                 metrics["accuracy"] = 0.0  # penalty: never trained (see the module docstring)
         for k, v in metrics.items():

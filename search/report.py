@@ -23,6 +23,7 @@ import pandas as pd
 
 from search.objectives import columns, directions, study_objectives
 from search.pareto import hypervolume, knee_of, nondominated
+from search.rungs import RungAgreement, SchedulerConfig, rung_agreement
 from space import Genotype
 from space.files import write_text_atomic
 
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 GENOTYPE_FIELDS = tuple(Genotype.__dataclass_fields__)
 METRIC_COLUMNS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops",
                   "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "threads", "device", "diverged",
-                  "feasible", "reused_from", "retry_of", "fail_reason", "worker", "sampler", "variant", "key")
+                  "feasible", "reused_from", "retry_of", "fail_reason", "worker", "sampler", "variant", "rung",
+                  "promoted_from", "candidate", "key")
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -48,8 +50,21 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             row[name] = a.get(name)
         rows.append(row)
     df = pd.DataFrame(rows, columns=["number", "state", "preset", *GENOTYPE_FIELDS, *METRIC_COLUMNS])
+    df["superseded"] = superseded_column(df)
     df["is_pareto"] = pareto_column(df, study_objectives(study))
     return df
+
+
+def superseded_column(df: pd.DataFrame) -> pd.Series:
+    """True for a COMPLETE measurement of a candidate that also finished a higher rung
+    (multi-fidelity, search/rungs.py): results use each candidate's highest rung only."""
+    done = df[(df["state"] == "COMPLETE") & df["candidate"].notna()]
+    if done.empty:
+        return pd.Series(False, index=df.index)
+    top = done.groupby("candidate")["rung"].transform("max")
+    out = pd.Series(False, index=df.index)
+    out[done.index] = done["rung"] < top
+    return out
 
 
 def pareto_column(df: pd.DataFrame, objectives: Sequence[str]) -> pd.Series:
@@ -57,6 +72,8 @@ def pareto_column(df: pd.DataFrame, objectives: Sequence[str]) -> pd.Series:
     cols = columns(objectives)
     candidates = (df["state"] == "COMPLETE") & (df["feasible"] != False)  # noqa: E712 (None counts as feasible)
     candidates &= df[cols].notna().all(axis=1)
+    if "superseded" in df:  # multi-fidelity: each candidate's highest rung only
+        candidates &= ~df["superseded"].astype(bool)
     out = pd.Series(False, index=df.index)
     rows = df.loc[candidates, cols].astype(float).values.tolist()
     if rows:  # pandas refuses an empty assignment on an all-False mask
@@ -65,12 +82,17 @@ def pareto_column(df: pd.DataFrame, objectives: Sequence[str]) -> pd.Series:
 
 
 def hypervolume_history(df: pd.DataFrame, ref_energy: float) -> list[tuple[int, float]]:
-    """(trial number, hypervolume of the front of the trials finished up to it)."""
-    out, points = [], []
+    """(trial number, hypervolume of the front of the trials finished up to it). With rungs
+    (search/rungs.py) a candidate counts with its highest rung finished so far."""
+    out: list[tuple[int, float]] = []
+    best: dict[Any, tuple[int, tuple[float, float]]] = {}  # candidate -> (rung, point)
     for _, row in df.sort_values("number").iterrows():
         if row["state"] == "COMPLETE" and row["feasible"] is not False:
-            points.append((float(row["accuracy"]), float(row["energy_uJ"])))
-        out.append((int(row["number"]), hypervolume(points, ref_energy)))
+            who = row["candidate"] if isinstance(row.get("candidate"), str) else ("trial", row["number"])
+            rung = int(row["rung"]) if pd.notna(row.get("rung")) else 0
+            if who not in best or rung >= best[who][0]:
+                best[who] = (rung, (float(row["accuracy"]), float(row["energy_uJ"])))
+        out.append((int(row["number"]), hypervolume([p for _, p in best.values()], ref_energy)))
     return out
 
 
@@ -103,6 +125,7 @@ class StudyResults:
     knee: int | None  # trial number of the knee of the front over every objective
     layers: dict[int, list[list[Any]]] = field(default_factory=dict)  # front member -> [name, compute, sram, dram]
     variants: list[dict[str, Any]] = field(default_factory=list)  # settings variants (search/fingerprint.py)
+    rungs: list[RungAgreement] = field(default_factory=list)  # multi-fidelity: adjacent rungs' rank agreement
 
     @property
     def max_energy(self) -> float | None:
@@ -136,7 +159,16 @@ def study_results(study: optuna.Study) -> StudyResults:
     return StudyResults(name=study.study_name, df=df, objectives=objectives,
                         config=dict(study.user_attrs.get("config") or {}), ref_energy=float(ref),
                         knee=knee_trial(df, objectives), layers=layers,
-                        variants=list(study.user_attrs.get("fingerprints") or []))
+                        variants=list(study.user_attrs.get("fingerprints") or []),
+                        rungs=_rung_agreement(study))
+
+
+def _rung_agreement(study: optuna.Study) -> list[RungAgreement]:
+    """The in-study fidelity of a multi-fidelity study (empty without a scheduler)."""
+    scheduler = SchedulerConfig.from_dict(dict((study.user_attrs.get("config") or {}).get("scheduler") or {}))
+    if not scheduler.active:
+        return []
+    return rung_agreement(study.get_trials(deepcopy=False), scheduler)
 
 
 def write_reports(study: optuna.Study, out_dir: Path) -> dict[str, Path]:

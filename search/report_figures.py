@@ -78,6 +78,9 @@ def hover(row: pd.Series, objectives: Sequence[str] = ("accuracy", "energy_uJ"))
         parts.append(f"{obj} {v:.4g}" if isinstance(v, (int, float)) and v == v else f"{obj} {v}")
     if row.get("feasible") is False:
         parts.append("over the energy budget: not trained")
+    rung = row.get("rung")
+    if rung is not None and rung == rung:  # multi-fidelity: the rung this accuracy was measured at
+        parts.append(f"rung {int(rung)}" + (" (superseded by a higher rung)" if row.get("superseded") else ""))
     parts += [f"{name}: {row[name]}" for name in GENOTYPE_FIELDS]
     return "<br>".join(html.escape(str(p)) for p in parts)
 

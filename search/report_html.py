@@ -241,6 +241,8 @@ def summary(r: StudyResults) -> list[tuple[str, str]]:
             ("Knee", describe_knee(r)),
             ("Hypervolume", f"{history[-1][1] if history else 0.0:.4f}: {r.hv_label} (reference: accuracy 0, "
                             f"{energy_text(r.ref_energy)} uJ)")]
+    if r.rungs:
+        rows.append(("Multi-fidelity", "; ".join(a.describe() for a in r.rungs)))
     if len(r.variants) > 1:
         rows.append(("Settings variants", f"{len(r.variants)}: trials were measured under {len(r.variants)} "
                                           "settings (allow_changed); see trials.csv's variant column"))
@@ -337,8 +339,10 @@ def trials_table(df: pd.DataFrame, r: StudyResults, knees: set[tuple[str, int | 
     extra = [c for c in columns(r.objectives) if c not in ("accuracy", "energy_uJ")]
     cols = (["study"] if study_column else []) + ["number", "state", "feasibility", "front", "preset", "accuracy",
                                                   "energy_uJ", *extra, "compute_uJ", "sram_uJ", "dram_uJ"]
-    cols += [c for c in ("ops", "size_bits") if c not in cols] + [*GENOTYPE_FIELDS, "sampler", "reused_from",
-                                                                   "fail_reason"]
+    cols += [c for c in ("ops", "size_bits") if c not in cols]
+    if df["rung"].notna().any():  # multi-fidelity: the rung of each measurement
+        cols[cols.index("accuracy"):cols.index("accuracy")] = ["rung", "superseded"]
+    cols += [*GENOTYPE_FIELDS, "sampler", "reused_from", "fail_reason"]
     feasible = feasible_mask(df)
     head = "".join(f'<th tabindex="0" title="click to sort" data-col="{html.escape(c)}">{html.escape(c)}</th>'
                    for c in cols)

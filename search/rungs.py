@@ -148,9 +148,7 @@ def promote(study: optuna.Study, scheduler: SchedulerConfig) -> tuple[str, int] 
     key, rung = pick
     number = source[(str(key), rung - 1)]
     parent = next(t for t in trials if t.number == number)
-    study.add_trial(optuna.create_trial(state=TrialState.WAITING, params=parent.params,
-                                        distributions=parent.distributions,
-                                        user_attrs={RUNG: rung, PARENT: parent.number, CANDIDATE: key}))
+    study.enqueue_trial(parent.params, user_attrs={RUNG: rung, PARENT: parent.number, CANDIDATE: key})
     return str(key), rung
 
 
