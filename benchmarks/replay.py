@@ -24,6 +24,13 @@ training steps).
 
     .venv/bin/python benchmarks/replay.py                                  # tpe nsga2 nsga3 random x 20 seeds
     .venv/bin/python benchmarks/replay.py --samplers gp --evals 60        # gp is slow by itself
+    .venv/bin/python benchmarks/replay.py --samplers random tpe --asha random tpe --tag _asha   # multi-fidelity
+
+With ``--asha``, those samplers are replayed with ``scheduler=asha`` too (the real promotion of
+search/rungs.py; its rungs read the table's f0.25 / f1 / f4, so each costs that fidelity's steps).
+Evaluations are then trials (a promotion is one) and compare across strategies only through
+compute: ``compute_to_random_final`` gives the training steps each strategy needs to reach random
+search's final regret, against random's own compute (the multi-fidelity issue's target: half).
 
 It reads only ``table.csv`` (a small table made by the tests works too: ``--table``).
 """
@@ -65,6 +72,11 @@ TOP = "f4"  # the reference fidelity (benchmarks/bench_table.py)
 
 
 # --------------------------------------------------------------------------- the table
+FIDELITIES = ("f0.25", "f1", "f4")  # training images x the proxy's (benchmarks/bench_table.py)
+RUNG_FIDELITY = {0.25: "f0.25", 1.0: "f1", 4.0: "f4"}  # scheduler=asha's default rungs -> table columns
+PROXY_IMAGES = 8192  # conf/budget/proxy.yaml train_subset: the table's f1
+
+
 @dataclass(frozen=True)
 class Entry:
     key: str
@@ -72,6 +84,14 @@ class Entry:
     truth: float  # the reference (top fidelity)
     energy: float
     steps: int  # training steps of one evaluation at the observed fidelity
+    ladder: tuple[tuple[str, float, int], ...] = ()  # (fidelity, accuracy, steps) of every measured fidelity
+
+    def at(self, fidelity: str) -> tuple[float, int]:
+        """(accuracy, training steps) at ``fidelity``."""
+        for fid, acc, steps in self.ladder:
+            if fid == fidelity:
+                return acc, steps
+        raise KeyError(f"genotype {self.key} has no {fidelity} measurement in the table")
 
 
 def load_table(path: Path, fidelity: str) -> dict[str, Entry]:
@@ -92,24 +112,40 @@ def load_table(path: Path, fidelity: str) -> dict[str, Entry]:
             except ValueError:
                 continue  # not measured (yet): left out, and reported
             key = Genotype.from_dict(json.loads(row["genotype"])).key()
-            out[key] = Entry(key, observed, truth, energy, steps)
+            ladder = tuple((f, float(row[f"acc_{f}_s0"]), int(float(row[f"steps_{f}_s0"]))) for f in FIDELITIES
+                           if row.get(f"acc_{f}_s0") not in (None, "") and row.get(f"steps_{f}_s0") not in (None, ""))
+            out[key] = Entry(key, observed, truth, energy, steps, ladder)
     if len(out) < 3:
         raise ValueError(f"{path}: fewer than 3 fully measured genotypes at {fidelity} and {TOP}")
     return out
 
 
 class TableLookup:
-    """Stands in for ``train_genotype``: the table's accuracy of the genotype, no training."""
+    """Stands in for ``train_genotype``: the table's accuracy of the genotype, no training. With
+    ``by_budget`` (scheduler=asha) the fidelity follows the budget's training images (a rung's
+    2,048 / 8,192 / 32,768 are the table's f0.25 / f1 / f4); else it is the one the table was loaded at."""
 
-    def __init__(self, table: dict[str, Entry]) -> None:
+    def __init__(self, table: dict[str, Entry], by_budget: bool = False) -> None:
         self.table = table
+        self.by_budget = by_budget
 
     def __call__(self, genotype: Genotype, data: Any, budget: Any, seed: int = 0) -> tuple[None, TrainResult]:
         entry = self.table.get(genotype.key())
         if entry is None:
             raise KeyError(f"genotype {genotype.key()} is not in the table (is the table complete?)")
-        return None, TrainResult(accuracy=entry.observed, val_accuracy=entry.observed, test_accuracy=None,
-                                 epochs=1, steps=entry.steps, time_s=0.0, images_per_s=0.0, diverged=False)
+        acc, steps = entry.observed, entry.steps
+        if self.by_budget:
+            acc, steps = entry.at(fidelity_of(budget.train_subset))
+        return None, TrainResult(accuracy=acc, val_accuracy=acc, test_accuracy=None,
+                                 epochs=1, steps=steps, time_s=0.0, images_per_s=0.0, diverged=False)
+
+
+def fidelity_of(train_images: int) -> str:
+    ratio = train_images / PROXY_IMAGES
+    if ratio not in RUNG_FIDELITY:
+        raise KeyError(f"{train_images} training images is no fidelity of the table ({sorted(RUNG_FIDELITY)} x "
+                       f"{PROXY_IMAGES})")
+    return RUNG_FIDELITY[ratio]
 
 
 def hv_of(points: Sequence[tuple[float, float]], ref: float) -> float:
@@ -117,8 +153,11 @@ def hv_of(points: Sequence[tuple[float, float]], ref: float) -> float:
 
 
 # --------------------------------------------------------------------------- one replay
-def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: int) -> dict[str, Any]:
-    """One search of ``evals`` evaluations; its regret and compute after every evaluation."""
+def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: int,
+               scheduler: str = "none") -> dict[str, Any]:
+    """One search of ``evals`` evaluations (trials: with scheduler=asha a promotion is one); its
+    regret and compute after every evaluation. With asha the search reports each candidate at its
+    highest rung so far, as boolnas-search's results do."""
     logging.disable(logging.WARNING)  # the loop logs every trial; a replay wants none of it
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -129,35 +168,39 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
 
     table = _TABLES.get((table_path, fidelity)) or _TABLES.setdefault((table_path, fidelity),
                                                                       load_table(Path(table_path), fidelity))
-    if sampler not in _CONFIGS:  # composing costs ~1 s: once per sampler and process
-        overrides = ["space=bench", f"sampler={sampler}", "storage=memory", "zero_cost=false", "seed_presets=false",
-                     "progress=false", "data=synthetic", "study=replay"]
+    asha = scheduler == "asha"
+    if (sampler, scheduler) not in _CONFIGS:  # composing costs ~1 s: once per strategy and process
+        overrides = ["space=bench", f"sampler={sampler}", f"scheduler={scheduler}", "storage=memory",
+                     "zero_cost=false", "seed_presets=false", "progress=false", "data=synthetic", "study=replay"]
         with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-            _CONFIGS[sampler] = SearchConfig.from_cfg(
+            _CONFIGS[(sampler, scheduler)] = SearchConfig.from_cfg(
                 OmegaConf.to_container(compose("search", overrides=overrides), resolve=True))
-    cfg = replace(_CONFIGS[sampler], seed=seed, n_trials=evals)
+    cfg = replace(_CONFIGS[(sampler, scheduler)], seed=seed, n_trials=evals)
     started = time.perf_counter()
-    study = run_search(cfg, data=_NO_DATA, train_fn=TableLookup(table), write=False)
+    study = run_search(cfg, data=_NO_DATA, train_fn=TableLookup(table, by_budget=asha), write=False)
     seconds = time.perf_counter() - started
     ref = reference_energy(table)
     best = exact_hv(table, ref)
-    seen: list[tuple[float, float]] = []  # (observed accuracy, energy) per evaluation
-    truth: list[float] = []
+    current: dict[str, tuple[int, float]] = {}  # candidate -> (rung, accuracy the search saw)
     regret, steps, total = [], [], 0
     trials = study.get_trials(deepcopy=False)
     for t in sorted(trials, key=lambda t: t.number):
         if t.state.name != "COMPLETE":
             continue
-        entry = table[t.user_attrs["key"]]
+        key = t.user_attrs.get("candidate") or t.user_attrs["key"]
+        entry, rung = table[key], int(t.user_attrs.get("rung", 0))
+        observed, cost = entry.at(RUNG_FIDELITY[cfg.scheduler.rungs[rung]]) if asha else (entry.observed, entry.steps)
         if "reused_from" not in t.user_attrs:
-            total += entry.steps
-        seen.append((entry.observed, entry.energy))
-        truth.append(entry.truth)
-        reported = [(truth[i], seen[i][1]) for i in front(seen)]
+            total += cost
+        if key not in current or rung >= current[key][0]:
+            current[key] = (rung, observed)
+        keys = list(current)
+        seen = [(current[k][1], table[k].energy) for k in keys]
+        reported = [(table[keys[i]].truth, seen[i][1]) for i in front(seen)]
         regret.append(best - hv_of(reported, ref))
         steps.append(total)
-    return {"sampler": sampler, "seed": seed, "regret": regret, "steps": steps, "seconds": seconds,
-            "distinct": len({t.user_attrs.get("key") for t in trials})}
+    return {"sampler": sampler if not asha else f"{sampler}+asha", "seed": seed, "regret": regret, "steps": steps,
+            "seconds": seconds, "distinct": len(current)}
 
 
 _TABLES: dict[tuple[str, str], dict[str, Entry]] = {}
@@ -212,6 +255,8 @@ def summarize(runs: Sequence[dict[str, Any]], evals: int, step_marks: Sequence[i
             "regret_at_evals": {str(m): stats([at_budget(r, evals=m) for r in rs]) for m in marks},
             "regret_at_steps": {str(s): stats([at_budget(r, steps=s) for r in rs]) for s in step_marks},
         }
+        if "random" in by and name != "random":
+            entry["compute_to_random_final"] = compute_to_target(rs, by["random"])
         if name != "random" and "random" in by:
             rand = [r["regret"][-1] for r in by["random"]]
             entry["wilcoxon_vs_random_final"] = float(mannwhitneyu(final, rand, alternative="less").pvalue)
@@ -220,6 +265,27 @@ def summarize(runs: Sequence[dict[str, Any]], evals: int, step_marks: Sequence[i
                 [at_budget(r, evals=int(mid)) for r in rs], [at_budget(r, evals=int(mid)) for r in by["random"]],
                 alternative="less").pvalue)
         out[name] = entry
+    return out
+
+
+def compute_to_target(runs: Sequence[dict[str, Any]], random_runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Training steps a strategy needs to reach the regret random search ends with (the median of
+    random's final regrets): per seed the compute of its first evaluation at or below that
+    regret (None: never), against random's own compute at its end. The issue's target: at most
+    half of random's compute (median over seeds), one-sided Mann-Whitney p < 0.05."""
+    from scipy.stats import mannwhitneyu
+
+    target = float(np.median([r["regret"][-1] for r in random_runs]))
+    reach = [next((s for g, s in zip(r["regret"], r["steps"], strict=True) if g <= target), None) for r in runs]
+    random_compute = [r["steps"][-1] for r in random_runs]
+    reached = [x for x in reach if x is not None]
+    out: dict[str, Any] = {"target_regret": target, "random_compute_median": float(np.median(random_compute)),
+                           "reached": f"{len(reached)}/{len(runs)}"}
+    if len(reached) == len(runs):
+        out["compute_median"] = float(np.median(reached))
+        out["ratio_to_random"] = out["compute_median"] / out["random_compute_median"]
+        out["mannwhitney_p_half"] = float(mannwhitneyu([2 * x for x in reached], random_compute,
+                                                      alternative="less").pvalue)
     return out
 
 
@@ -280,6 +346,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--table", type=Path, default=DEFAULT_TABLE)
     ap.add_argument("--samplers", nargs="+", default=list(DEFAULT_SAMPLERS),
                     choices=["tpe", "nsga2", "nsga3", "gp", "random"])
+    ap.add_argument("--asha", nargs="*", default=[], choices=["tpe", "nsga2", "nsga3", "gp", "random"],
+                    help="samplers to replay also with scheduler=asha (rungs f0.25 / f1 / f4 of the table)")
+    ap.add_argument("--asha-evals", type=int, default=None,
+                    help="trials of an asha replay (promotions count; default 2 x --evals: about the compute of "
+                         "--evals full evaluations)")
     ap.add_argument("--seeds", type=int, default=20, help="seeds per sampler (0..N-1)")
     ap.add_argument("--evals", type=int, default=150, help="evaluations per replay")
     ap.add_argument("--fidelity", default="f1", choices=["f0.25", "f1", "f4"], help="what the search sees")
@@ -298,13 +369,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         table = load_table(args.table, args.fidelity)
         missing = [g.key() for g in enumerate_space(yaml.safe_load(SPACE.read_text())) if g.key() not in table]
+        if args.asha:  # the rungs read every fidelity
+            missing += [k for k, e in table.items() if {f for f, _, _ in e.ladder} != set(FIDELITIES)]
         if missing:
             raise ValueError(f"{args.table} lacks {len(missing)} genotype(s) of {SPACE.name} at {args.fidelity} / "
-                             f"{TOP} (e.g. {missing[0]}): finish the campaign (benchmarks/bench_table.py resumes)")
+                             f"{TOP}{' / f0.25 (asha)' if args.asha else ''} (e.g. {missing[0]}): finish the "
+                             f"campaign (benchmarks/bench_table.py resumes)")
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    jobs = [(str(args.table), args.fidelity, s, seed, args.evals) for s in args.samplers for seed in range(args.seeds)]
+    jobs = [(str(args.table), args.fidelity, s, seed, args.evals, "none") for s in args.samplers
+            for seed in range(args.seeds)]
+    jobs += [(str(args.table), args.fidelity, s, seed, args.asha_evals or 2 * args.evals, "asha") for s in args.asha
+             for seed in range(args.seeds)]
     started = time.perf_counter()
     if args.jobs == 1:
         runs = [replay_one(*j) for j in jobs]

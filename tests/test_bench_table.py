@@ -67,13 +67,14 @@ def _table(path: Path, noise: float) -> None:
     rng = random.Random(0)
     profile = load_profile("boolnet65nm")
     with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["name", "is_preset", "genotype", "acc_f1_s0", "acc_f4_s0", "steps_f1_s0",
-                                           "energy_uJ"])
+        w = csv.DictWriter(fh, fieldnames=["name", "is_preset", "genotype", "acc_f0.25_s0", "acc_f1_s0", "acc_f4_s0",
+                                           "steps_f0.25_s0", "steps_f1_s0", "steps_f4_s0", "energy_uJ"])
         w.writeheader()
         for g in enumerate_space(yaml.safe_load(BENCH_SPACE.read_text())):
             truth = 0.6 + 0.05 * g.slices[0] + 0.03 * g.feature_reuse[0] + rng.uniform(0, 0.02)
             w.writerow({"name": g.key(), "is_preset": False, "genotype": json.dumps(g.to_dict()),
-                        "acc_f1_s0": truth + rng.gauss(0, noise), "acc_f4_s0": truth, "steps_f1_s0": 256,
+                        "acc_f0.25_s0": truth - 0.1 + rng.gauss(0, 2 * noise), "acc_f1_s0": truth + rng.gauss(0, noise),
+                        "acc_f4_s0": truth, "steps_f0.25_s0": 64, "steps_f1_s0": 256, "steps_f4_s0": 1024,
                         "energy_uJ": estimate(make_plan(g, IMAGENET), profile).total_uJ})
 
 
@@ -111,3 +112,19 @@ def test_replay_refuses_an_incomplete_table(tmp_path: Path) -> None:
     table.write_text("\n".join(lines[:-5]) + "\n")
     proc = _replay(table, tmp_path / "out", "--seeds", "1", "--evals", "5", rc=2)
     assert "lacks 5 genotype(s)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_replay_of_the_multi_fidelity_scheduler_counts_each_rungs_compute(tmp_path: Path) -> None:
+    table = tmp_path / "table.csv"
+    _table(table, noise=0.01)
+    _replay(table, tmp_path, "--samplers", "random", "--asha", "random", "--seeds", "3", "--evals", "30")
+    summary = json.loads((tmp_path / "replay.json").read_text())
+    asha = summary["samplers"]["random+asha"]
+    assert asha["seeds"] == 3 and "compute_to_random_final" in asha
+    reach = asha["compute_to_random_final"]
+    assert reach["random_compute_median"] > 0 and reach["target_regret"] >= 0
+    # rung costs are the table's f0.25 / f1 / f4 steps: 64, 256, 1024 per new training
+    curves = [r for r in _read(tmp_path / "replay.csv") if r["sampler"] == "random+asha"]
+    steps = [float(r["median_steps"]) for r in curves]
+    assert steps[0] == 64 and all(b >= a for a, b in zip(steps, steps[1:], strict=False))
+    assert steps[-1] < 30 * 256  # 30 trials, most of them at the cheap rung
