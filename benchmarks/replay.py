@@ -25,6 +25,7 @@ training steps).
     .venv/bin/python benchmarks/replay.py                                  # tpe nsga2 nsga3 random x 20 seeds
     .venv/bin/python benchmarks/replay.py --samplers gp --evals 60        # gp is slow by itself
     .venv/bin/python benchmarks/replay.py --samplers random tpe --asha random tpe --tag _asha   # multi-fidelity
+    .venv/bin/python benchmarks/replay.py --samplers random tpe --ehvi random tpe --asha-ehvi tpe --tag _mf
 
 With ``--asha``, those samplers are replayed with ``scheduler=asha`` too (the real promotion of
 search/rungs.py; its rungs read the table's f0.25 / f1 / f4, so each costs that fidelity's steps).
@@ -154,7 +155,7 @@ def hv_of(points: Sequence[tuple[float, float]], ref: float) -> float:
 
 # --------------------------------------------------------------------------- one replay
 def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: int,
-               scheduler: str = "none") -> dict[str, Any]:
+               scheduler: str = "none", proposer: str = "none") -> dict[str, Any]:
     """One search of ``evals`` evaluations (trials: with scheduler=asha a promotion is one); its
     regret and compute after every evaluation. With asha the search reports each candidate at its
     highest rung so far, as boolnas-search's results do."""
@@ -169,13 +170,15 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
     table = _TABLES.get((table_path, fidelity)) or _TABLES.setdefault((table_path, fidelity),
                                                                       load_table(Path(table_path), fidelity))
     asha = scheduler == "asha"
-    if (sampler, scheduler) not in _CONFIGS:  # composing costs ~1 s: once per strategy and process
-        overrides = ["space=bench", f"sampler={sampler}", f"scheduler={scheduler}", "storage=memory",
-                     "zero_cost=false", "seed_presets=false", "progress=false", "data=synthetic", "study=replay"]
+    strategy = (sampler, scheduler, proposer)
+    if strategy not in _CONFIGS:  # composing costs ~1 s: once per strategy and process
+        overrides = ["space=bench", f"sampler={sampler}", f"scheduler={scheduler}", f"proposer={proposer}",
+                     "storage=memory", "zero_cost=false", "seed_presets=false", "progress=false", "data=synthetic",
+                     "study=replay"]
         with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
-            _CONFIGS[(sampler, scheduler)] = SearchConfig.from_cfg(
+            _CONFIGS[strategy] = SearchConfig.from_cfg(
                 OmegaConf.to_container(compose("search", overrides=overrides), resolve=True))
-    cfg = replace(_CONFIGS[(sampler, scheduler)], seed=seed, n_trials=evals)
+    cfg = replace(_CONFIGS[strategy], seed=seed, n_trials=evals)
     started = time.perf_counter()
     study = run_search(cfg, data=_NO_DATA, train_fn=TableLookup(table, by_budget=asha), write=False)
     seconds = time.perf_counter() - started
@@ -199,12 +202,13 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
         reported = [(table[keys[i]].truth, seen[i][1]) for i in front(seen)]
         regret.append(best - hv_of(reported, ref))
         steps.append(total)
-    return {"sampler": sampler if not asha else f"{sampler}+asha", "seed": seed, "regret": regret, "steps": steps,
-            "seconds": seconds, "distinct": len(current)}
+    name = sampler + ("+asha" if asha else "") + ("+ehvi" if proposer != "none" else "")
+    return {"sampler": name, "seed": seed, "regret": regret, "steps": steps, "seconds": seconds,
+            "distinct": len(current)}
 
 
 _TABLES: dict[tuple[str, str], dict[str, Entry]] = {}
-_CONFIGS: dict[str, Any] = {}
+_CONFIGS: dict[tuple[str, str, str], Any] = {}
 
 
 class _NoData:
@@ -348,6 +352,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     choices=["tpe", "nsga2", "nsga3", "gp", "random"])
     ap.add_argument("--asha", nargs="*", default=[], choices=["tpe", "nsga2", "nsga3", "gp", "random"],
                     help="samplers to replay also with scheduler=asha (rungs f0.25 / f1 / f4 of the table)")
+    ap.add_argument("--ehvi", nargs="*", default=[], choices=["tpe", "nsga2", "nsga3", "gp", "random"],
+                    help="samplers to replay also with proposer=ehvi (energy-aware proposals)")
+    ap.add_argument("--asha-ehvi", nargs="*", default=[], choices=["tpe", "nsga2", "nsga3", "gp", "random"],
+                    help="samplers to replay with scheduler=asha and proposer=ehvi together")
     ap.add_argument("--asha-evals", type=int, default=None,
                     help="trials of an asha replay (promotions count; default 2 x --evals: about the compute of "
                          "--evals full evaluations)")
@@ -369,19 +377,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         table = load_table(args.table, args.fidelity)
         missing = [g.key() for g in enumerate_space(yaml.safe_load(SPACE.read_text())) if g.key() not in table]
-        if args.asha:  # the rungs read every fidelity
+        if args.asha or args.asha_ehvi:  # the rungs read every fidelity
             missing += [k for k, e in table.items() if {f for f, _, _ in e.ladder} != set(FIDELITIES)]
         if missing:
             raise ValueError(f"{args.table} lacks {len(missing)} genotype(s) of {SPACE.name} at {args.fidelity} / "
-                             f"{TOP}{' / f0.25 (asha)' if args.asha else ''} (e.g. {missing[0]}): finish the "
-                             f"campaign (benchmarks/bench_table.py resumes)")
+                             f"{TOP}{' / f0.25 (asha)' if args.asha or args.asha_ehvi else ''} (e.g. {missing[0]}): "
+                             "finish the campaign (benchmarks/bench_table.py resumes)")
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    jobs = [(str(args.table), args.fidelity, s, seed, args.evals, "none") for s in args.samplers
+    jobs = [(str(args.table), args.fidelity, s, seed, args.evals, "none", "none") for s in args.samplers
             for seed in range(args.seeds)]
-    jobs += [(str(args.table), args.fidelity, s, seed, args.asha_evals or 2 * args.evals, "asha") for s in args.asha
-             for seed in range(args.seeds)]
+    asha_evals = args.asha_evals or 2 * args.evals
+    for samplers, scheduler, proposer, evals in ((args.asha, "asha", "none", asha_evals),
+                                                 (args.ehvi, "none", "ehvi", args.evals),
+                                                 (args.asha_ehvi, "asha", "ehvi", asha_evals)):
+        jobs += [(str(args.table), args.fidelity, s, seed, evals, scheduler, proposer) for s in samplers
+                 for seed in range(args.seeds)]
     started = time.perf_counter()
     if args.jobs == 1:
         runs = [replay_one(*j) for j in jobs]

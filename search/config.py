@@ -18,6 +18,7 @@ from evaluators.data import DataConfig
 from evaluators.energy import HardwareProfile
 from evaluators.training import Budget
 from search.fingerprint import check_allow_changed
+from search.proposals import ProposerConfig
 from search.rungs import SchedulerConfig
 from space import PRESETS, Genotype, Task, get_preset
 from space.arch_io import load_arch
@@ -33,7 +34,7 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
 }
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 STORAGES = ("sqlite", "journal", "postgres", "memory")
-GROUPS = ("space", "sampler", "scheduler", "storage", "data", "budget", "energy", "task")
+GROUPS = ("space", "sampler", "scheduler", "proposer", "storage", "data", "budget", "energy", "task")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -131,6 +132,7 @@ class SearchConfig:
     space_dict: dict[str, Any]
     sampler: SamplerConfig
     scheduler: SchedulerConfig  # multi-fidelity (search/rungs.py); name none: one budget for all
+    proposer: ProposerConfig  # energy-aware proposals (search/proposals.py); name none: the sampler only
     storage: StorageConfig
     data: DataConfig
     budget: Budget
@@ -207,6 +209,7 @@ class SearchConfig:
             space_dict=space_dict,
             sampler=SamplerConfig.from_dict(cfg["sampler"]),
             scheduler=scheduler,
+            proposer=ProposerConfig.from_dict(dict(cfg.get("proposer") or {})),
             storage=StorageConfig.from_dict(cfg["storage"]),
             data=_data_present(DataConfig.from_dict(dict(cfg["data"]))),
             budget=_teacher_loads(Budget.from_dict(dict(cfg["budget"]))),

@@ -11,6 +11,7 @@ whole budget).
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import time
 import warnings
@@ -28,11 +29,12 @@ from search.liveness import fail_dead_workers, fail_stale
 from search.objective import Evaluator, TrainFn, run_trial
 from search.objectives import directions
 from search.pareto import hypervolume, nondominated
+from search.proposals import PROPOSED, propose
 from search.report import write_reports
 from search.rungs import promote
 from search.storage import display_url
 from search.study import enqueue_presets, open_study
-from space import PRESETS, get_preset
+from space import PRESETS, Genotype, get_preset
 
 log = logging.getLogger(__name__)
 WAIT_S = 2.0  # poll interval while other workers hold the remaining slots
@@ -52,6 +54,35 @@ def reference_energy(cfg: SearchConfig, evaluator: Evaluator) -> float:
 def _points(trials: list[FrozenTrial]) -> list[tuple[float, float]]:
     return [(float(t.user_attrs["accuracy"]), float(t.user_attrs["energy_uJ"])) for t in trials
             if t.user_attrs.get("feasible", True) and "accuracy" in t.user_attrs]
+
+
+class Proposer:
+    """Enqueues energy-aware proposals (search/proposals.py) when the queue is empty; seeded per
+    worker and run, so a replay is reproducible."""
+
+    def __init__(self, cfg: SearchConfig, evaluator: Evaluator, ref: float, done: int) -> None:
+        self.cfg, self.evaluator, self.ref = cfg, evaluator, ref
+        self.rng = random.Random(cfg.seed * 1_000_003 + cfg.worker_index * 7919 + done)
+        self.costs: dict[str, dict] = {}  # genotype key -> energy metrics (drawn again and again in small spaces)
+
+    def cost(self, genotype: Genotype) -> dict:
+        key = genotype.key()
+        if key not in self.costs:
+            self.costs[key] = self.evaluator.energy(genotype)
+        return self.costs[key]
+
+    def maybe_enqueue(self, study: optuna.Study) -> None:
+        if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            return  # presets, retries or promotions go first
+        if self.rng.random() < self.cfg.proposer.explore:
+            return  # this one is the sampler's
+        asha = self.cfg.scheduler.active
+        pick = propose(study, self.cfg.space, self.cfg.proposer, self.cost, self.ref, self.rng,
+                       self.cfg.max_energy_uJ, measured=(lambda t: t.user_attrs.get("rung", 0) == 0) if asha
+                       else (lambda t: True))
+        if pick is not None:
+            genotype, gain = pick
+            study.enqueue_trial(self.cfg.space.params_of(genotype), user_attrs={PROPOSED: gain})
 
 
 def front_size(complete: list[FrozenTrial], objectives: tuple[str, ...]) -> int:
@@ -137,6 +168,7 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
 
     cache: dict[str, FrozenTrial] = {}
     failures: list[str] = []  # reasons of the failed trials in a row
+    proposer = Proposer(cfg, evaluator, ref, done) if cfg.proposer.active and len(cfg.objectives) == 2 else None
     bar = tqdm(total=cfg.n_trials, initial=done, desc=f"search[{cfg.study}]", unit="trial", file=sys.stderr,
                disable=not cfg.progress, dynamic_ncols=True)
     with bar, logging_redirect_tqdm():
@@ -156,7 +188,10 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
             if len(trials) >= cfg.n_trials:  # the remaining slots are held by RUNNING trials of other workers
                 time.sleep(WAIT_S)
                 continue
-            promote(study, cfg.scheduler)  # multi-fidelity: a candidate that earned a higher rung goes first
+            # multi-fidelity: a candidate that earned a higher rung goes first; else, maybe, the
+            # energy-aware proposal (search/proposals.py); else the sampler
+            if promote(study, cfg.scheduler) is None and proposer is not None:
+                proposer.maybe_enqueue(study)
             t = run_trial(study, evaluator, cache)
             _log_trial(t, cfg.objectives)
             if t.state == TrialState.PRUNED:  # a surplus trial given back (search/objective.py): not a failure

@@ -128,3 +128,15 @@ def test_replay_of_the_multi_fidelity_scheduler_counts_each_rungs_compute(tmp_pa
     steps = [float(r["median_steps"]) for r in curves]
     assert steps[0] == 64 and all(b >= a for a, b in zip(steps, steps[1:], strict=False))
     assert steps[-1] < 30 * 256  # 30 trials, most of them at the cheap rung
+
+
+def test_replay_of_energy_aware_proposals(tmp_path: Path) -> None:
+    table = tmp_path / "table.csv"
+    _table(table, noise=0.01)
+    _replay(table, tmp_path, "--samplers", "random", "--ehvi", "random", "--asha-ehvi", "random", "--seeds", "2",
+            "--evals", "25")
+    summary = json.loads((tmp_path / "replay.json").read_text())
+    assert set(summary["samplers"]) == {"random", "random+ehvi", "random+asha+ehvi"}
+    curves = [r for r in _read(tmp_path / "replay.csv") if r["sampler"] == "random+ehvi"]
+    med = [float(r["median_regret"]) for r in curves]
+    assert len(med) == 25 and all(0 <= m <= summary["exact_hv"] for m in med)
