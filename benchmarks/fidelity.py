@@ -105,6 +105,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _plots import pyplot, save_png  # noqa: E402
+
 from evaluators.data import DataConfig, Dataset, load_dataset  # noqa: E402
 from evaluators.training import Budget  # noqa: E402
 from space import PRESETS, Genotype, Task, get_preset, make_plan  # noqa: E402
@@ -540,10 +542,7 @@ def variant_summary(archs: Sequence[Arch], jobs: Sequence[Job], cache: dict[str,
 
 def plot_cost(variants: Sequence[dict[str, Any]], path: Path, subtitle: str) -> None:
     """Kendall tau (95 % CI) against relative proxy compute, one point per variant."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pts = sorted((v for v in variants if not math.isnan(v["kendall_tau"])), key=lambda v: v["compute"])
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -570,10 +569,7 @@ def plot_cost(variants: Sequence[dict[str, Any]], path: Path, subtitle: str) -> 
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=150)
 
 
 # --------------------------------------------------------------------------- plot
@@ -598,10 +594,7 @@ def _label_points(ax: Any, labels: Sequence[tuple[str, float, float]], size: flo
 
 def plot(rows: Sequence[dict[str, Any]], main_stat: dict[str, Any], proxy_seeds: Sequence[int], path: Path,
          subtitle: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 6))
     for preset, style in ((False, {"color": "0.55", "marker": "o", "label": "sampled"}),
@@ -626,10 +619,7 @@ def plot(rows: Sequence[dict[str, Any]], main_stat: dict[str, Any], proxy_seeds:
     ax.legend(loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=150)
 
 
 # --------------------------------------------------------------------------- main

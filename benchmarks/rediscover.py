@@ -41,6 +41,8 @@ import optuna
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _plots import pyplot, save_png  # noqa: E402
+
 from search.pareto import dominates, front, hypervolume  # noqa: E402
 
 SAMPLERS = ("tpe", "random")
@@ -119,10 +121,7 @@ def _seed_style(key: str) -> str:
 
 
 def plot(runs: dict[str, dict[str, Any]], path: Path, trials: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     colors = {"tpe": "#d62728", "random": "#1f77b4"}
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
@@ -139,17 +138,13 @@ def plot(runs: dict[str, dict[str, Any]], path: Path, trials: int) -> None:
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def plot_fronts(runs: dict[str, dict[str, Any]], path: Path, trials: int) -> None:
     """Every finished candidate of each run, its final front as a step line, presets labelled."""
-    import matplotlib
+    plt = pyplot()
     import matplotlib.ticker
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     colors = {"tpe": "#d62728", "random": "#1f77b4"}
     fig, ax = plt.subplots(figsize=(7, 4.6), dpi=120)
@@ -175,8 +170,7 @@ def plot_fronts(runs: dict[str, dict[str, Any]], path: Path, trials: int) -> Non
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_png(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _plots import pyplot, save_png, shown_path  # noqa: E402
+
 from evaluators.training import TrainResult  # noqa: E402
 from search.pareto import front, hypervolume  # noqa: E402
 from space import Genotype  # noqa: E402
@@ -256,6 +258,8 @@ def summarize(runs: Sequence[dict[str, Any]], evals: int, step_marks: Sequence[i
         entry: dict[str, Any] = {
             "seeds": len(rs), "seconds_total": sum(r["seconds"] for r in rs),
             "distinct_median": float(np.median([r["distinct"] for r in rs])),
+            "evals": len(rs[0]["regret"]),  # scheduler=asha replays run longer (--asha-evals)
+            "regret_final": stats(final),
             "regret_at_evals": {str(m): stats([at_budget(r, evals=m) for r in rs]) for m in marks},
             "regret_at_steps": {str(s): stats([at_budget(r, steps=s) for r in rs]) for s in step_marks},
         }
@@ -308,11 +312,7 @@ def curves_csv(runs: Sequence[dict[str, Any]], evals: int) -> str:
 
 
 def plot(runs: Sequence[dict[str, Any]], evals: int, path: Path, subtitle: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     by: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
         by.setdefault(r["sampler"], []).append(r)
@@ -338,10 +338,7 @@ def plot(runs: Sequence[dict[str, Any]], evals: int, path: Path, subtitle: str) 
     ax1.legend(fontsize=8)
     fig.suptitle(f"Replay on the boolnas-bench table\n{subtitle}", fontsize=9.5)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=140, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=140)
 
 
 # --------------------------------------------------------------------------- main
@@ -405,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     one_eval = int(np.median([e.steps for e in table.values()]))
     step_marks = [one_eval * m for m in (10, 20, 50, 100)]
     summary = {
-        "benchmark": "replay", "table": str(args.table), "genotypes": len(table), "fidelity_seen": args.fidelity,
+        "benchmark": "replay", "table": shown_path(args.table), "genotypes": len(table), "fidelity_seen": args.fidelity,
         "reference_fidelity": TOP, "evals": args.evals, "seeds": args.seeds, "ref_energy_uJ": ref,
         "exact_hv": exact_hv(table, ref), "wall_s": wall, "jobs": args.jobs,
         "step_marks": step_marks, "samplers": summarize(runs, args.evals, step_marks),
@@ -417,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
          f"{len(table)} genotypes; the search sees {args.fidelity}, scored on {TOP}; {args.seeds} seeds x "
          f"{args.evals} evaluations")
     for name, s in summary["samplers"].items():
-        final = s["regret_at_evals"][str(args.evals)]
+        final = s["regret_final"]
         p = s.get("wilcoxon_vs_random_final")
         print(f"{name:<8} final regret median {final['median']:.4f} (IQR {final['q1']:.4f}..{final['q3']:.4f})"
               f"  {s['seconds_total']:.1f} s in all" + (f"  Wilcoxon vs random p = {p:.3g}" if p is not None else ""))
