@@ -26,6 +26,8 @@ training steps).
     .venv/bin/python benchmarks/replay.py --samplers gp --evals 60        # gp is slow by itself
     .venv/bin/python benchmarks/replay.py --samplers random tpe --asha random tpe --tag _asha   # multi-fidelity
     .venv/bin/python benchmarks/replay.py --samplers random tpe --ehvi random tpe --asha-ehvi tpe --tag _mf
+    .venv/bin/python benchmarks/replay.py --samplers random tpe --asha random tpe \
+        --set "scheduler.rungs=[0.25,1]" --low-rung-by-loss --tag _mf_r2_loss   # other rungs; rung 0 by loss sum
 
 With ``--asha``, those samplers are replayed with ``scheduler=asha`` too (the real promotion of
 search/rungs.py; its rungs read the table's f0.25 / f1 / f4, so each costs that fidelity's steps).
@@ -97,11 +99,17 @@ class Entry:
         raise KeyError(f"genotype {self.key} has no {fidelity} measurement in the table")
 
 
-def load_table(path: Path, fidelity: str) -> dict[str, Entry]:
-    """Rows of the subspace (presets left out) with every value the replay needs, by genotype key."""
+def load_table(path: Path, fidelity: str, low_rung_by_loss: bool = False) -> dict[str, Entry]:
+    """Rows of the subspace (presets left out) with every value the replay needs, by genotype key.
+
+    ``low_rung_by_loss`` emulates ranking the lowest rung (f0.25) by its training-loss sum instead
+    of its accuracy: the f0.25 accuracies are handed out again in the order of the loss sums (the
+    lowest loss gets the highest accuracy), so promotion, which ranks, sees the loss's order, and
+    the values keep the accuracies' scale where a front mixes rungs."""
     if not path.is_file():
         raise FileNotFoundError(f"no table at {path}: run benchmarks/bench_table.py first (or give --table)")
     out: dict[str, Entry] = {}
+    losses: dict[str, float] = {}
     with path.open() as fh:
         for row in csv.DictReader(fh):
             if row["is_preset"] == "True":
@@ -118,9 +126,24 @@ def load_table(path: Path, fidelity: str) -> dict[str, Entry]:
             ladder = tuple((f, float(row[f"acc_{f}_s0"]), int(float(row[f"steps_{f}_s0"]))) for f in FIDELITIES
                            if row.get(f"acc_{f}_s0") not in (None, "") and row.get(f"steps_{f}_s0") not in (None, ""))
             out[key] = Entry(key, observed, truth, energy, steps, ladder)
+            losses[key] = float(row.get("loss_sum_f0.25_s0") or "nan")
+    if low_rung_by_loss:
+        out = _low_rung_ranked_by_loss(out, losses, path)
     if len(out) < 3:
         raise ValueError(f"{path}: fewer than 3 fully measured genotypes at {fidelity} and {TOP}")
     return out
+
+
+def _low_rung_ranked_by_loss(table: dict[str, Entry], losses: dict[str, float], path: Path) -> dict[str, Entry]:
+    low = FIDELITIES[0]
+    if any(math.isnan(losses[k]) for k in table):
+        raise ValueError(f"{path}: --low-rung-by-loss needs loss_sum_{low}_s0 for every genotype")
+    accs = sorted(e.at(low)[0] for e in table.values())
+    by_loss = sorted(table, key=lambda k: -losses[k])  # the highest loss gets the lowest accuracy
+    new_acc = dict(zip(by_loss, accs, strict=True))
+    return {k: replace(e, ladder=tuple((f, new_acc[k] if f == low else a, st) for f, a, st in e.ladder),
+                       observed=new_acc[k] if e.steps == e.at(low)[1] else e.observed)
+            for k, e in table.items()}
 
 
 class TableLookup:
@@ -157,10 +180,13 @@ def hv_of(points: Sequence[tuple[float, float]], ref: float) -> float:
 
 # --------------------------------------------------------------------------- one replay
 def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: int,
-               scheduler: str = "none", proposer: str = "none") -> dict[str, Any]:
+               scheduler: str = "none", proposer: str = "none", extra: tuple[str, ...] = (),
+               low_rung_by_loss: bool = False) -> dict[str, Any]:
     """One search of ``evals`` evaluations (trials: with scheduler=asha a promotion is one); its
     regret and compute after every evaluation. With asha the search reports each candidate at its
-    highest rung so far, as boolnas-search's results do."""
+    highest rung so far, as boolnas-search's results do. ``extra``: more Hydra overrides of the
+    search config (``--set``), applied where they concern the strategy (scheduler.* with asha,
+    proposer.* with ehvi, sampler.* always)."""
     logging.disable(logging.WARNING)  # the loop logs every trial; a replay wants none of it
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -169,14 +195,16 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
     from search.config import SearchConfig
     from search.loop import run_search
 
-    table = _TABLES.get((table_path, fidelity)) or _TABLES.setdefault((table_path, fidelity),
-                                                                      load_table(Path(table_path), fidelity))
+    which = (table_path, fidelity, low_rung_by_loss)
+    table = _TABLES.get(which) or _TABLES.setdefault(which, load_table(Path(table_path), fidelity, low_rung_by_loss))
     asha = scheduler == "asha"
-    strategy = (sampler, scheduler, proposer)
+    extra = tuple(o for o in extra if (not o.startswith("scheduler.") or asha)
+                  and (not o.startswith("proposer.") or proposer != "none"))
+    strategy = (sampler, scheduler, proposer, extra)
     if strategy not in _CONFIGS:  # composing costs ~1 s: once per strategy and process
         overrides = ["space=bench", f"sampler={sampler}", f"scheduler={scheduler}", f"proposer={proposer}",
                      "storage=memory", "zero_cost=false", "seed_presets=false", "progress=false", "data=synthetic",
-                     "study=replay"]
+                     "study=replay", *extra]
         with initialize_config_dir(config_dir=CONF_DIR, version_base=None):
             _CONFIGS[strategy] = SearchConfig.from_cfg(
                 OmegaConf.to_container(compose("search", overrides=overrides), resolve=True))
@@ -204,13 +232,14 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
         reported = [(table[keys[i]].truth, seen[i][1]) for i in front(seen)]
         regret.append(best - hv_of(reported, ref))
         steps.append(total)
-    name = sampler + ("+asha" if asha else "") + ("+ehvi" if proposer != "none" else "")
+    name = sampler + ("+asha" if asha else "") + ("(loss)" if low_rung_by_loss else "") + (
+        "+ehvi" if proposer != "none" else "")
     return {"sampler": name, "seed": seed, "regret": regret, "steps": steps, "seconds": seconds,
             "distinct": len(current)}
 
 
-_TABLES: dict[tuple[str, str], dict[str, Entry]] = {}
-_CONFIGS: dict[tuple[str, str, str], Any] = {}
+_TABLES: dict[tuple[str, str, bool], dict[str, Entry]] = {}
+_CONFIGS: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
 
 
 class _NoData:
@@ -356,6 +385,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--asha-evals", type=int, default=None,
                     help="trials of an asha replay (promotions count; default 2 x --evals: about the compute of "
                          "--evals full evaluations)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="Hydra overrides of the search config, e.g. scheduler.rungs=[0.25,1] scheduler.eta=2 "
+                         "(scheduler.* apply to the asha strategies, proposer.* to the ehvi ones)")
+    ap.add_argument("--low-rung-by-loss", action="store_true",
+                    help="asha strategies: promote from the lowest rung by its training-loss sum (emulated)")
     ap.add_argument("--seeds", type=int, default=20, help="seeds per sampler (0..N-1)")
     ap.add_argument("--evals", type=int, default=150, help="evaluations per replay")
     ap.add_argument("--fidelity", default="f1", choices=["f0.25", "f1", "f4"], help="what the search sees")
@@ -373,6 +407,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     try:
         table = load_table(args.table, args.fidelity)
+        if args.low_rung_by_loss:
+            load_table(args.table, args.fidelity, low_rung_by_loss=True)  # checks the loss sums are there
         missing = [g.key() for g in enumerate_space(yaml.safe_load(SPACE.read_text())) if g.key() not in table]
         if args.asha or args.asha_ehvi:  # the rungs read every fidelity
             missing += [k for k, e in table.items() if {f for f, _, _ in e.ladder} != set(FIDELITIES)]
@@ -383,13 +419,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    jobs = [(str(args.table), args.fidelity, s, seed, args.evals, "none", "none") for s in args.samplers
+    extra = tuple(args.set)
+    jobs = [(str(args.table), args.fidelity, s, seed, args.evals, "none", "none", extra, False) for s in args.samplers
             for seed in range(args.seeds)]
     asha_evals = args.asha_evals or 2 * args.evals
     for samplers, scheduler, proposer, evals in ((args.asha, "asha", "none", asha_evals),
                                                  (args.ehvi, "none", "ehvi", args.evals),
                                                  (args.asha_ehvi, "asha", "ehvi", asha_evals)):
-        jobs += [(str(args.table), args.fidelity, s, seed, evals, scheduler, proposer) for s in samplers
+        jobs += [(str(args.table), args.fidelity, s, seed, evals, scheduler, proposer, extra,
+                  args.low_rung_by_loss and scheduler == "asha") for s in samplers
                  for seed in range(args.seeds)]
     started = time.perf_counter()
     if args.jobs == 1:
