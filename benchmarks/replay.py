@@ -27,7 +27,7 @@ training steps).
     .venv/bin/python benchmarks/replay.py --samplers random tpe --asha random tpe --tag _asha   # multi-fidelity
     .venv/bin/python benchmarks/replay.py --samplers random tpe --ehvi random tpe --asha-ehvi tpe --tag _mf
     .venv/bin/python benchmarks/replay.py --samplers random tpe --asha random tpe \
-        --set "scheduler.rungs=[0.25,1]" --low-rung-by-loss --tag _mf_r2_loss   # other rungs; rung 0 by loss sum
+        --set "scheduler.rungs=[0.25,1]" scheduler.rank_by=loss_sum --tag _mf_r2_loss   # promote by loss sum
 
 With ``--asha``, those samplers are replayed with ``scheduler=asha`` too (the real promotion of
 search/rungs.py; its rungs read the table's f0.25 / f1 / f4, so each costs that fidelity's steps).
@@ -90,6 +90,7 @@ class Entry:
     energy: float
     steps: int  # training steps of one evaluation at the observed fidelity
     ladder: tuple[tuple[str, float, int], ...] = ()  # (fidelity, accuracy, steps) of every measured fidelity
+    losses: tuple[tuple[str, float], ...] = ()  # (fidelity, training-loss sum) where the table has one
 
     def at(self, fidelity: str) -> tuple[float, int]:
         """(accuracy, training steps) at ``fidelity``."""
@@ -98,18 +99,15 @@ class Entry:
                 return acc, steps
         raise KeyError(f"genotype {self.key} has no {fidelity} measurement in the table")
 
+    def loss_sum(self, fidelity: str) -> float | None:
+        return dict(self.losses).get(fidelity)
 
-def load_table(path: Path, fidelity: str, low_rung_by_loss: bool = False) -> dict[str, Entry]:
-    """Rows of the subspace (presets left out) with every value the replay needs, by genotype key.
 
-    ``low_rung_by_loss`` emulates ranking the lowest rung (f0.25) by its training-loss sum instead
-    of its accuracy: the f0.25 accuracies are handed out again in the order of the loss sums (the
-    lowest loss gets the highest accuracy), so promotion, which ranks, sees the loss's order, and
-    the values keep the accuracies' scale where a front mixes rungs."""
+def load_table(path: Path, fidelity: str) -> dict[str, Entry]:
+    """Rows of the subspace (presets left out) with every value the replay needs, by genotype key."""
     if not path.is_file():
         raise FileNotFoundError(f"no table at {path}: run benchmarks/bench_table.py first (or give --table)")
     out: dict[str, Entry] = {}
-    losses: dict[str, float] = {}
     with path.open() as fh:
         for row in csv.DictReader(fh):
             if row["is_preset"] == "True":
@@ -125,25 +123,12 @@ def load_table(path: Path, fidelity: str, low_rung_by_loss: bool = False) -> dic
             key = Genotype.from_dict(json.loads(row["genotype"])).key()
             ladder = tuple((f, float(row[f"acc_{f}_s0"]), int(float(row[f"steps_{f}_s0"]))) for f in FIDELITIES
                            if row.get(f"acc_{f}_s0") not in (None, "") and row.get(f"steps_{f}_s0") not in (None, ""))
-            out[key] = Entry(key, observed, truth, energy, steps, ladder)
-            losses[key] = float(row.get("loss_sum_f0.25_s0") or "nan")
-    if low_rung_by_loss:
-        out = _low_rung_ranked_by_loss(out, losses, path)
+            losses = tuple((f, float(row[f"loss_sum_{f}_s0"])) for f in FIDELITIES
+                           if row.get(f"loss_sum_{f}_s0") not in (None, ""))
+            out[key] = Entry(key, observed, truth, energy, steps, ladder, losses)
     if len(out) < 3:
         raise ValueError(f"{path}: fewer than 3 fully measured genotypes at {fidelity} and {TOP}")
     return out
-
-
-def _low_rung_ranked_by_loss(table: dict[str, Entry], losses: dict[str, float], path: Path) -> dict[str, Entry]:
-    low = FIDELITIES[0]
-    if any(math.isnan(losses[k]) for k in table):
-        raise ValueError(f"{path}: --low-rung-by-loss needs loss_sum_{low}_s0 for every genotype")
-    accs = sorted(e.at(low)[0] for e in table.values())
-    by_loss = sorted(table, key=lambda k: -losses[k])  # the highest loss gets the lowest accuracy
-    new_acc = dict(zip(by_loss, accs, strict=True))
-    return {k: replace(e, ladder=tuple((f, new_acc[k] if f == low else a, st) for f, a, st in e.ladder),
-                       observed=new_acc[k] if e.steps == e.at(low)[1] else e.observed)
-            for k, e in table.items()}
 
 
 class TableLookup:
@@ -151,19 +136,24 @@ class TableLookup:
     ``by_budget`` (scheduler=asha) the fidelity follows the budget's training images (a rung's
     2,048 / 8,192 / 32,768 are the table's f0.25 / f1 / f4); else it is the one the table was loaded at."""
 
-    def __init__(self, table: dict[str, Entry], by_budget: bool = False) -> None:
+    def __init__(self, table: dict[str, Entry], fidelity: str, by_budget: bool = False) -> None:
         self.table = table
+        self.fidelity = fidelity
         self.by_budget = by_budget
 
     def __call__(self, genotype: Genotype, data: Any, budget: Any, seed: int = 0) -> tuple[None, TrainResult]:
         entry = self.table.get(genotype.key())
         if entry is None:
             raise KeyError(f"genotype {genotype.key()} is not in the table (is the table complete?)")
-        acc, steps = entry.observed, entry.steps
+        acc, steps, fidelity = entry.observed, entry.steps, None
         if self.by_budget:
-            acc, steps = entry.at(fidelity_of(budget.train_subset))
-        return None, TrainResult(accuracy=acc, val_accuracy=acc, test_accuracy=None,
-                                 epochs=1, steps=steps, time_s=0.0, images_per_s=0.0, diverged=False)
+            fidelity = fidelity_of(budget.train_subset)
+            acc, steps = entry.at(fidelity)
+        loss = entry.loss_sum(fidelity or self.fidelity)
+        # one epoch's record, as the training loop keeps it: its mean loss and its last step
+        history = [{"epoch": 1, "step": steps, "loss": loss / steps}] if loss is not None else []
+        return None, TrainResult(accuracy=acc, val_accuracy=acc, test_accuracy=None, epochs=1, steps=steps,
+                                 time_s=0.0, images_per_s=0.0, diverged=False, history=history)
 
 
 def fidelity_of(train_images: int) -> str:
@@ -180,8 +170,7 @@ def hv_of(points: Sequence[tuple[float, float]], ref: float) -> float:
 
 # --------------------------------------------------------------------------- one replay
 def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: int,
-               scheduler: str = "none", proposer: str = "none", extra: tuple[str, ...] = (),
-               low_rung_by_loss: bool = False) -> dict[str, Any]:
+               scheduler: str = "none", proposer: str = "none", extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """One search of ``evals`` evaluations (trials: with scheduler=asha a promotion is one); its
     regret and compute after every evaluation. With asha the search reports each candidate at its
     highest rung so far, as boolnas-search's results do. ``extra``: more Hydra overrides of the
@@ -195,8 +184,8 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
     from search.config import SearchConfig
     from search.loop import run_search
 
-    which = (table_path, fidelity, low_rung_by_loss)
-    table = _TABLES.get(which) or _TABLES.setdefault(which, load_table(Path(table_path), fidelity, low_rung_by_loss))
+    which = (table_path, fidelity)
+    table = _TABLES.get(which) or _TABLES.setdefault(which, load_table(Path(table_path), fidelity))
     asha = scheduler == "asha"
     extra = tuple(o for o in extra if (not o.startswith("scheduler.") or asha)
                   and (not o.startswith("proposer.") or proposer != "none"))
@@ -210,7 +199,7 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
                 OmegaConf.to_container(compose("search", overrides=overrides), resolve=True))
     cfg = replace(_CONFIGS[strategy], seed=seed, n_trials=evals)
     started = time.perf_counter()
-    study = run_search(cfg, data=_NO_DATA, train_fn=TableLookup(table, by_budget=asha), write=False)
+    study = run_search(cfg, data=_NO_DATA, train_fn=TableLookup(table, fidelity, by_budget=asha), write=False)
     seconds = time.perf_counter() - started
     ref = reference_energy(table)
     best = exact_hv(table, ref)
@@ -232,13 +221,14 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
         reported = [(table[keys[i]].truth, seen[i][1]) for i in front(seen)]
         regret.append(best - hv_of(reported, ref))
         steps.append(total)
-    name = sampler + ("+asha" if asha else "") + ("(loss)" if low_rung_by_loss else "") + (
+    rank_by = cfg.scheduler.rank_by if asha else "accuracy"
+    name = sampler + ("+asha" if asha else "") + ("(loss)" if rank_by == "loss_sum" else "") + (
         "+ehvi" if proposer != "none" else "")
     return {"sampler": name, "seed": seed, "regret": regret, "steps": steps, "seconds": seconds,
             "distinct": len(current)}
 
 
-_TABLES: dict[tuple[str, str, bool], dict[str, Entry]] = {}
+_TABLES: dict[tuple[str, str], dict[str, Entry]] = {}
 _CONFIGS: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
 
 
@@ -308,8 +298,10 @@ def summarize(runs: Sequence[dict[str, Any]], evals: int, step_marks: Sequence[i
 def compute_to_target(runs: Sequence[dict[str, Any]], random_runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Training steps a strategy needs to reach the regret random search ends with (the median of
     random's final regrets): per seed the compute of its first evaluation at or below that
-    regret (None: never), against random's own compute at its end. The issue's target: at most
-    half of random's compute (median over seeds), one-sided Mann-Whitney p < 0.05."""
+    regret (None: never), against random's own compute at its end. A seed that never reaches it
+    counts as infinite compute; the median is given when more than half of the seeds reach it.
+    The issue's target: at most half of random's compute (median over seeds), one-sided
+    Mann-Whitney p < 0.05."""
     from scipy.stats import mannwhitneyu
 
     target = float(np.median([r["regret"][-1] for r in random_runs]))
@@ -318,10 +310,11 @@ def compute_to_target(runs: Sequence[dict[str, Any]], random_runs: Sequence[dict
     reached = [x for x in reach if x is not None]
     out: dict[str, Any] = {"target_regret": target, "random_compute_median": float(np.median(random_compute)),
                            "reached": f"{len(reached)}/{len(runs)}"}
-    if len(reached) == len(runs):
-        out["compute_median"] = float(np.median(reached))
+    if 2 * len(reached) > len(runs):  # a seed that never reaches it counts as infinite compute
+        needed = [math.inf if x is None else float(x) for x in reach]
+        out["compute_median"] = float(np.median(needed))
         out["ratio_to_random"] = out["compute_median"] / out["random_compute_median"]
-        out["mannwhitney_p_half"] = float(mannwhitneyu([2 * x for x in reached], random_compute,
+        out["mannwhitney_p_half"] = float(mannwhitneyu([2 * x for x in needed], random_compute,
                                                       alternative="less").pvalue)
     return out
 
@@ -388,8 +381,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="Hydra overrides of the search config, e.g. scheduler.rungs=[0.25,1] scheduler.eta=2 "
                          "(scheduler.* apply to the asha strategies, proposer.* to the ehvi ones)")
-    ap.add_argument("--low-rung-by-loss", action="store_true",
-                    help="asha strategies: promote from the lowest rung by its training-loss sum (emulated)")
     ap.add_argument("--seeds", type=int, default=20, help="seeds per sampler (0..N-1)")
     ap.add_argument("--evals", type=int, default=150, help="evaluations per replay")
     ap.add_argument("--fidelity", default="f1", choices=["f0.25", "f1", "f4"], help="what the search sees")
@@ -407,8 +398,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     try:
         table = load_table(args.table, args.fidelity)
-        if args.low_rung_by_loss:
-            load_table(args.table, args.fidelity, low_rung_by_loss=True)  # checks the loss sums are there
         missing = [g.key() for g in enumerate_space(yaml.safe_load(SPACE.read_text())) if g.key() not in table]
         if args.asha or args.asha_ehvi:  # the rungs read every fidelity
             missing += [k for k, e in table.items() if {f for f, _, _ in e.ladder} != set(FIDELITIES)]
@@ -420,14 +409,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     extra = tuple(args.set)
-    jobs = [(str(args.table), args.fidelity, s, seed, args.evals, "none", "none", extra, False) for s in args.samplers
+    jobs = [(str(args.table), args.fidelity, s, seed, args.evals, "none", "none", extra) for s in args.samplers
             for seed in range(args.seeds)]
     asha_evals = args.asha_evals or 2 * args.evals
     for samplers, scheduler, proposer, evals in ((args.asha, "asha", "none", asha_evals),
                                                  (args.ehvi, "none", "ehvi", args.evals),
                                                  (args.asha_ehvi, "asha", "ehvi", asha_evals)):
-        jobs += [(str(args.table), args.fidelity, s, seed, evals, scheduler, proposer, extra,
-                  args.low_rung_by_loss and scheduler == "asha") for s in samplers
+        jobs += [(str(args.table), args.fidelity, s, seed, evals, scheduler, proposer, extra) for s in samplers
                  for seed in range(args.seeds)]
     started = time.perf_counter()
     if args.jobs == 1:

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 TrainFn = Callable[..., Any]  # train_genotype's signature; replaceable in benchmarks
 METRIC_KEYS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops",
                "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "energy_time_s", "device",
-               "threads", "diverged", "feasible", "constraint", "layers")
+               "threads", "diverged", "feasible", "constraint", "layers", "train_loss_sum")
 ZC_BATCH = 64
 # what a promoted trial takes from its parent instead of computing it again (search/rungs.py)
 INHERITED_KEYS = ("energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops", "size_bits",
@@ -101,6 +101,7 @@ class Evaluator:
         if result.diverged or not math.isfinite(result.accuracy):
             raise TrialFailed(f"training diverged: {result.diverged_reason}")
         out["accuracy"] = float(result.accuracy)
+        out["train_loss_sum"] = training_loss_sum(result.history)
         return out
 
     def _budget(self) -> Any:
@@ -127,6 +128,19 @@ class Evaluator:
         torch.manual_seed(self.cfg.seed)
         scores = zero_cost_scores(build_for(genotype, task), *self._zc)
         return {k: (v if math.isfinite(v) else None) for k, v in scores.items()}
+
+
+def training_loss_sum(history: list[dict[str, Any]]) -> float | None:
+    """The sum of the training losses over the run ("SoTL"): per epoch its mean loss x its steps.
+    boolnas-bench found it a better ranking signal than the accuracy of a short run
+    (``scheduler.rank_by=loss_sum``); None when the run kept no history."""
+    total, previous_step = 0.0, 0
+    for record in history:
+        if "loss" not in record or "step" not in record:
+            return None
+        total += float(record["loss"]) * (int(record["step"]) - previous_step)
+        previous_step = int(record["step"])
+    return total if history else None
 
 
 def objective_values(metrics: dict[str, Any], objectives: tuple[str, ...]) -> list[float]:

@@ -17,6 +17,7 @@ from evaluators.training import TrainResult
 from search.loop import run_search
 from search.promotion import promotion_order
 from search.report import study_results, trials_frame
+from space import Genotype
 
 ASHA = ["scheduler=asha", "scheduler.rungs=[0.5,1,2]", "scheduler.eta=3", "seed_presets=false", "sampler=random"]
 
@@ -89,6 +90,38 @@ def test_results_use_each_candidates_highest_rung(asha_study: tuple[optuna.Study
     results = study_results(study)
     assert [(a.lower, a.upper) for a in results.rungs] == [(0, 1), (1, 2)]
     assert results.rungs[0].n >= 3 and results.rungs[0].tau == results.rungs[0].tau  # measured, not nan
+
+
+class LossStub(RungStub):
+    """Like RungStub, plus a training history whose loss sum ranks genotypes by energy-unrelated
+    width, unlike the accuracy: promotion by loss sum must follow it."""
+
+    def __call__(self, genotype, data, budget, seed=0):  # noqa: ANN001, ANN204
+        _, r = super().__call__(genotype, data, budget, seed)
+        loss = 3.0 - genotype.width_mult - 0.001 * genotype.slices[0]  # per step; lower for wider genotypes
+        r.history = [{"epoch": 1, "step": 4, "loss": loss}]
+        r.steps = 4
+        return None, r
+
+
+def test_promotion_by_training_loss_sum(tmp_path: Path) -> None:
+    cfg = compose_cfg(tmp_path, "study=asha_loss", "n_trials=24", *ASHA, "scheduler.rank_by=loss_sum",
+                      "budget.train_subset=64", "budget.batch_size=32")
+    study = run_search(cfg, train_fn=LossStub(), write=False)
+    trials = sorted(study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: t.number)
+    promoted = [t for t in trials if t.user_attrs["rung"] == 1]
+    assert promoted
+    for t in trials:  # recorded as the loop keeps it: mean loss x steps
+        g = Genotype.from_dict(t.user_attrs["genotype"])
+        assert t.user_attrs["train_loss_sum"] == pytest.approx(4 * (3.0 - g.width_mult - 0.001 * g.slices[0]))
+    for t in promoted:
+        below = [x for x in trials if x.user_attrs["rung"] == 0 and x.number < t.number]
+        seen: dict[str, tuple[float, float]] = {}
+        for x in below:
+            seen.setdefault(x.user_attrs["candidate"], (-x.user_attrs["train_loss_sum"], x.user_attrs["energy_uJ"]))
+        keys = list(seen)
+        top = [keys[i] for i in promotion_order(list(seen.values()))[:len(keys) // 3]]
+        assert t.user_attrs["candidate"] in top, t.number
 
 
 def test_asha_refuses_rungs_below_one_batch(tmp_path: Path) -> None:

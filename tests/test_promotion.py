@@ -71,9 +71,12 @@ def test_eta_below_two_is_refused() -> None:
 
 
 # --------------------------------------------------------------------------- rungs in a study
-def _trial(number: int, key: str, rung: int, acc: float, energy: float) -> optuna.trial.FrozenTrial:
-    t = optuna.create_trial(values=[acc, energy], user_attrs={"candidate": key, "rung": rung, "accuracy": acc,
-                                                               "energy_uJ": energy, "feasible": True})
+def _trial(number: int, key: str, rung: int, acc: float, energy: float,
+           loss: float | None = None) -> optuna.trial.FrozenTrial:
+    attrs = {"candidate": key, "rung": rung, "accuracy": acc, "energy_uJ": energy, "feasible": True}
+    if loss is not None:
+        attrs["train_loss_sum"] = loss
+    t = optuna.create_trial(values=[acc, energy], user_attrs=attrs)
     t.number = number
     return t
 
@@ -104,12 +107,33 @@ def test_rung_agreement_is_kendall_tau_with_an_interval() -> None:
     assert few.n == 2 and math.isnan(few.tau) and "too few" in few.describe()
 
 
+def test_rank_by_loss_sum_promotes_the_lowest_loss_and_measures_it_against_the_upper_accuracy() -> None:
+    # equal energy: one candidate per front, so promotion follows the signal alone
+    accs, losses = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [60.0, 50.0, 40.0, 30.0, 20.0, 10.0]  # the two disagree
+    rung0 = [_trial(i, f"c{i}", 0, a, 1.0, loss) for i, (a, loss) in enumerate(zip(accs, losses))]
+    by_acc, _, _ = rung_state(rung0)
+    by_loss, _, _ = rung_state(rung0, "loss_sum")
+    assert [p[0] for _, p in by_loss[0]] == [-x for x in losses] and [p[0] for _, p in by_acc[0]] == accs
+    assert next_promotion(by_acc, {}, eta=3, top_rung=1) == ("c0", 1)
+    assert next_promotion(by_loss, {}, eta=3, top_rung=1) == ("c5", 1)
+    # without a loss sum a candidate ranks last instead of breaking the ranking
+    assert rung_state([_trial(9, "x", 0, 0.99, 1.0)], "loss_sum")[0][0][0][1][0] == -math.inf
+    # in-study fidelity: the lower rung's signal (loss) against the upper rung's accuracy
+    sched = SchedulerConfig(name="asha", rungs=(0.25, 1.0), rank_by="loss_sum")
+    upper = [_trial(10 + i, f"c{i}", 1, 1.0 - a, 1.0) for i, a in enumerate(accs)]  # ordered like the losses
+    (agree,) = rung_agreement(rung0 + upper, sched)
+    assert agree.tau == pytest.approx(1.0)
+    (plain,) = rung_agreement(rung0 + upper, SchedulerConfig(name="asha", rungs=(0.25, 1.0)))
+    assert plain.tau == pytest.approx(-1.0)
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"name": "hyperband"}, "scheduler.name"),
     ({"rungs": [1.0, 0.25]}, "increasing"),
     ({"rungs": []}, "non-empty"),
     ({"eta": 1}, "eta"),
     ({"min_tau": 2}, "min_tau"),
+    ({"rank_by": "loss"}, "rank_by"),
     ({"bogus": 1}, "unknown scheduler option"),
 ])
 def test_bad_scheduler_options_are_refused(options: dict, message: str) -> None:
