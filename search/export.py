@@ -10,6 +10,9 @@ genotypes only, feasible COMPLETE trials only):
 - ``knee``: the knee of the front (over every objective, search/pareto.py ``knee_of``) first,
   then the front members nearest to it in energy order;
 - ``min_energy`` / ``max_accuracy``: the ``top_k`` cheapest / most accurate trials.
+
+A trained network (``boolnas-export weights=<model.pt>``) is exported for deployment by
+evaluators/deploy/ (ONNX, TorchScript); search/export_cli.py routes between the two.
 """
 
 from __future__ import annotations
