@@ -2,7 +2,7 @@
 
 For each preset, the network of its plan on the proxy task (conf/budget/proxy.yaml: resolution,
 width, batch size, optimizer, gradient clipping) trains on a fixed synthetic batch, and so does
-its fp32 twin (benchmarks/_fp32_twin.py: same stem, widths, resolution and blocks, ordinary
+its fp32 twin (evaluators/fp32_twin.py: same stem, widths, resolution and blocks, ordinary
 convs, BN, ReLU and additive shortcuts), with the same batch size and optimizer. The two are
 timed in alternating rounds (these machines are noisy), and the reported ratio is the median
 over rounds of binary images/s divided by fp32 images/s (target >= 0.75). One training step is
@@ -36,8 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _fp32_twin import fp32_twin  # noqa: E402
-
+from evaluators.fp32_twin import fp32_twin  # noqa: E402
 from evaluators.training import Budget, make_optimizer, to_channels_last  # noqa: E402
 from space import Task, get_preset, make_plan  # noqa: E402
 from space.builder import build  # noqa: E402

@@ -12,11 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from evaluators.checkpoint import load_safe, save_atomic
-from evaluators.data import Dataset
+from evaluators.data import Dataset, Streams
+from evaluators.distributed import SINGLE, DistContext
+from evaluators.fp32_twin import Fp32Twin, fp32_twin
 from evaluators.memory import FLOAT_BYTES, require
 from evaluators.training import Budget, TrainResult, resolve_device, train
+from evaluators.two_step import train_two_step
 from space import Genotype, Task, make_plan
 from space.builder import PlanNetwork, build
 from space.files import write_text_atomic
@@ -25,7 +29,10 @@ from space.plan import Plan
 log = logging.getLogger(__name__)
 
 
-def proxy_task(data: Dataset, budget: Budget) -> Task:
+NETWORKS = ("binary", "fp32_twin")  # what boolnas-train trains from a genotype (network=...)
+
+
+def proxy_task(data: Dataset | Streams, budget: Budget) -> Task:
     """The task a genotype is trained on under ``budget``."""
     size = budget.resolution or data.input_size
     return Task(input_size=size, in_channels=data.channels, num_classes=data.num_classes,
@@ -36,13 +43,22 @@ def build_for(genotype: Genotype, task: Task) -> PlanNetwork:
     return build(make_plan(genotype, task))
 
 
-def require_memory(genotype: Genotype, data: Dataset, budget: Budget) -> Plan:
+def build_network(genotype: Genotype, task: Task, network: str = "binary") -> PlanNetwork | Fp32Twin:
+    """The binary network of ``genotype`` on ``task``, or its plain fp32 twin (a distillation teacher)."""
+    if network == "binary":
+        return build_for(genotype, task)
+    if network == "fp32_twin":
+        return fp32_twin(make_plan(genotype, task))
+    raise ValueError(f"network={network!r} is unknown; use one of {list(NETWORKS)}")
+
+
+def require_memory(genotype: Genotype, data: Dataset | Streams, budget: Budget) -> Plan:
     """The plan ``genotype`` trains under ``budget``, after refusing (exit 2 in the CLIs) a run
     that cannot fit in memory: the dataset resized for it, or one batch's layer outputs (each
     kept at least once for the backward pass)."""
     task = proxy_task(data, budget)
     plan = make_plan(genotype, task)
-    batch = min(budget.batch_size, len(data.train_y))
+    batch = min(budget.batch_size, data.num_train)
     require(batch * sum(s.out_elements for s in plan) * FLOAT_BYTES,
             f"training at {task.input_size}x{task.input_size}, width x{budget.width_mult}, batch {batch}",
             "lower budget.batch_size, budget.resolution or budget.width_mult", resolve_device(budget.device))
@@ -50,32 +66,61 @@ def require_memory(genotype: Genotype, data: Dataset, budget: Budget) -> Plan:
     return plan
 
 
-def train_genotype(genotype: Genotype, data: Dataset, budget: Budget, *, seed: int = 0,
-                   run_dir: str | Path | None = None, progress: bool = False) -> tuple[PlanNetwork, TrainResult]:
-    """Build ``genotype`` for the proxy task of ``budget`` and train it."""
+def train_genotype(genotype: Genotype, data: Dataset | Streams, budget: Budget, *, seed: int = 0,
+                   run_dir: str | Path | None = None, progress: bool = False, network: str = "binary",
+                   dist_ctx: DistContext = SINGLE) -> tuple[nn.Module, TrainResult]:
+    """Build ``genotype`` (or its fp32 twin) for the proxy task of ``budget`` and train it, in one
+    step or with the two-step recipe (``budget.recipe``), distilling from ``budget.kd_teacher``."""
     plan = require_memory(genotype, data, budget)
-    data = data.resized(plan.task.input_size)
     task = plan.task
-    torch.manual_seed(seed)  # weight init is part of the seeded run
-    model = build(plan)
-    teacher = load_model(budget.kd_teacher) if budget.kd_teacher else None
-    if teacher is not None:
-        t = teacher.plan.task
-        if (t.in_channels, t.num_classes) != (task.in_channels, task.num_classes):
-            raise ValueError(f"budget.kd_teacher={budget.kd_teacher}: the teacher takes {t.in_channels}-channel "
-                             f"images and predicts {t.num_classes} classes, the data has {task.in_channels} "
-                             f"and {task.num_classes}; give a teacher trained on the same dataset")
-    result = train(model, data, budget, seed=seed, run_dir=run_dir, teacher=teacher, progress=progress)
+    if isinstance(data, Dataset):
+        data = data.resized(task.input_size)
+    elif data.input_size != task.input_size:
+        raise ValueError(f"the data is streamed at {data.input_size}x{data.input_size} but budget.resolution asks "
+                         f"for {task.input_size}; open the streams at the budget's resolution")
+    if network not in NETWORKS:
+        raise ValueError(f"network={network!r} is unknown; use one of {list(NETWORKS)}")
+    if budget.recipe == "two_step" and network != "binary":
+        raise ValueError("budget.recipe=two_step trains binary networks; train network=fp32_twin with "
+                         "budget.recipe=one_step (e.g. budget=full)")
+
+    def make() -> PlanNetwork | Fp32Twin:
+        torch.manual_seed(seed)  # weight init is part of the seeded run
+        return build_network(genotype, task, network)
+
+    model = make() if budget.recipe == "one_step" else None
+    teacher = load_teacher(budget.kd_teacher, task) if budget.kd_teacher else None
+    if model is None:
+        return train_two_step(make, data, budget, seed=seed, run_dir=run_dir, teacher=teacher, progress=progress,
+                              dist_ctx=dist_ctx)
+    result = train(model, data, budget, seed=seed, run_dir=run_dir, teacher=teacher, progress=progress,
+                   dist_ctx=dist_ctx)
     return model, result
 
 
-def save_model(path: Path, model: PlanNetwork, genotype: Genotype, task: Task, metrics: dict[str, Any]) -> None:
+def load_teacher(path: str | Path, task: Task) -> PlanNetwork | Fp32Twin:
+    """The distillation teacher saved at ``path``, checked against the student's ``task``."""
+    teacher = load_model(path)
+    t = teacher.plan.task
+    if (t.in_channels, t.num_classes) != (task.in_channels, task.num_classes):
+        raise ValueError(f"budget.kd_teacher={path}: the teacher takes {t.in_channels}-channel "
+                         f"images and predicts {t.num_classes} classes, the data has {task.in_channels} "
+                         f"and {task.num_classes}; give a teacher trained on the same dataset")
+    if t.input_size != task.input_size:
+        log.warning("budget.kd_teacher=%s was trained on %dx%d images, the student trains on %dx%d: the teacher "
+                    "sees images of another size than it learned from", path, t.input_size, t.input_size,
+                    task.input_size, task.input_size)
+    return teacher
+
+
+def save_model(path: Path, model: nn.Module, genotype: Genotype, task: Task, metrics: dict[str, Any],
+               network: str = "binary") -> None:
     """Weights plus what is needed to rebuild them; loadable with ``weights_only=True``."""
-    save_atomic({"genotype": genotype.to_dict(), "task": task.to_dict(), "metrics": metrics,
+    save_atomic({"genotype": genotype.to_dict(), "task": task.to_dict(), "network": network, "metrics": metrics,
                  "state_dict": model.state_dict()}, path)
 
 
-def load_model(path: str | Path) -> PlanNetwork:
+def load_model(path: str | Path) -> PlanNetwork | Fp32Twin:
     """Rebuild and load a network saved by :func:`save_model` (e.g. a distillation teacher)."""
     path = Path(path)
     expected = "expected a model.pt from boolnas-train budget=full"
@@ -86,8 +131,11 @@ def load_model(path: str | Path) -> PlanNetwork:
     blob = load_safe(path, fix="give a model.pt written by boolnas-train budget=full")
     if not isinstance(blob, dict) or not {"genotype", "task", "state_dict"} <= set(blob):
         raise ValueError(f"{path} is not a boolnas model file (expected keys genotype, task, state_dict)")
+    network = blob.get("network", "binary")  # model files written before fp32 twins hold binary networks
+    if network not in NETWORKS:
+        raise ValueError(f"model file {path}: network {network!r} is unknown (expected one of {list(NETWORKS)})")
     try:
-        model = build_for(Genotype.from_dict(blob["genotype"]), Task.from_dict(blob["task"]))
+        model = build_network(Genotype.from_dict(blob["genotype"]), Task.from_dict(blob["task"]), network)
     except ValueError as exc:
         raise ValueError(f"model file {path}: {exc}") from None
     if not isinstance(blob["state_dict"], dict):

@@ -5,6 +5,10 @@ Optimizer (Adam / RAdam), cosine schedule, gradient clipping, progressive weight
 from a teacher checkpoint, seeded, CPU by default and CUDA when present. A loss that becomes
 NaN / inf or exceeds ``diverge_loss`` ends the run early with ``diverged=True`` and the reason.
 Full runs checkpoint every epoch and resume from the last checkpoint.
+
+Batches come from in-memory tensors or from streamed DataLoaders (evaluators/batches.py); with
+several processes (torchrun) the loop runs data-parallel (evaluators/distributed.py): sharded
+global batches, DDP gradients, metrics summed over processes, rank 0 checkpoints.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,16 +25,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluators import distributed
 from evaluators.adam import AVAILABLE as FUSED_ADAM
 from evaluators.adam import FusedAdam
+from evaluators.batches import Feed, make_feed
 from evaluators.checkpoint import Checkpointer
-from evaluators.data import Dataset
+from evaluators.data import Dataset, Streams
+from evaluators.distributed import SINGLE, DistContext
 from space.records import record_from_mapping
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "radam")
 DEVICES = ("auto", "cpu", "cuda")
+RECIPES = ("one_step", "two_step")
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,10 @@ class Budget:
     bf16: bool = False
     num_threads: int = 0  # torch CPU threads; 0: the CLIs size it (search/cpu_share.py), else torch's default
     inject_nan_at_step: int | None = None  # testing aid: make the loss NaN at this step
+    stream: bool = False  # read the data through DataLoader workers (memory flat in the data set's size)
+    data_workers: int = 0  # DataLoader worker processes per training process (stream only; 0: in the trainer)
+    recipe: str = "one_step"  # two_step: binary activations + real weights, then binary weights (two_step.py)
+    step1_epochs: int = 0  # two_step: epochs of step 1 (0: half of epochs); step 2 gets the rest
 
     def __post_init__(self) -> None:
         def positive(name: str, value: Any, integer: bool = True) -> None:
@@ -97,14 +109,14 @@ class Budget:
             v = getattr(self, n)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1 if closed else 0 <= v < 1):
                 raise ValueError(f"budget.{n} must be a number in [0, 1{']' if closed else ')'}, got {v!r}")
-        for n in ("temperature_every", "num_threads"):
+        for n in ("temperature_every", "num_threads", "data_workers", "step1_epochs"):
             v = getattr(self, n)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"budget.{n} must be a non-negative integer, got {v!r}")
         v = self.weight_decay
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
             raise ValueError(f"budget.weight_decay must be a non-negative number, got {v!r}")
-        for n in ("progressive", "augment", "eval_test", "checkpoint", "channels_last", "bf16"):
+        for n in ("progressive", "augment", "eval_test", "checkpoint", "channels_last", "bf16", "stream"):
             if not isinstance(getattr(self, n), bool):
                 raise ValueError(f"budget.{n} must be true or false, got {getattr(self, n)!r}")
         if not isinstance(self.name, str):
@@ -114,6 +126,20 @@ class Budget:
         v = self.inject_nan_at_step
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
             raise ValueError(f"budget.inject_nan_at_step must be a non-negative integer or null, got {v!r}")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"budget.recipe={self.recipe!r} is unknown; use one of {list(RECIPES)}")
+        if self.recipe == "two_step":
+            if self.epochs < 2:
+                raise ValueError(f"budget.recipe=two_step needs budget.epochs >= 2 (one per step), got {self.epochs}")
+            if self.step1_epochs >= self.epochs:
+                raise ValueError(f"budget.step1_epochs={self.step1_epochs} leaves no epoch for step 2 of "
+                                 f"budget.epochs={self.epochs}; lower it (0: half)")
+
+    @property
+    def steps_split(self) -> tuple[int, int]:
+        """Epochs of the two steps of ``recipe=two_step``: (step 1, step 2)."""
+        first = self.step1_epochs or self.epochs // 2
+        return first, self.epochs - first
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Budget:
@@ -147,10 +173,16 @@ class Diverged(Exception):
     """Raised inside the loop when the loss is no longer finite or explodes."""
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, ctx: DistContext = SINGLE) -> torch.device:
+    """The device ``budget.device`` names; with several processes, CUDA device ``local_rank``."""
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise ValueError("budget.device=cuda but no CUDA device is available; use budget.device=cpu")
+        if ctx.active:
+            if ctx.local_rank >= torch.cuda.device_count():
+                raise ValueError(f"process {ctx.rank} wants CUDA device {ctx.local_rank} but this machine has "
+                                 f"{torch.cuda.device_count()}; start at most that many processes per machine")
+            return torch.device("cuda", ctx.local_rank)
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -162,31 +194,35 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.no_grad()
+def count_correct(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device,
+                  bf16: bool = False, channels_last: bool = False) -> tuple[int, int]:
+    """(correct, seen) top-1 predictions of ``model`` (eval mode) over ``batches``."""
+    was_training = model.training
+    model.eval()
+    correct = seen = 0
+    for x, y in batches:
+        xb = _to_device(x, device, channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(xb)
+        correct += int((logits.argmax(1).cpu() == y).sum())
+        seen += len(y)
+    model.train(was_training)
+    return correct, seen
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
              bf16: bool = False) -> float:
     """Top-1 accuracy of ``model`` (eval mode) on ``x``, ``y``."""
     if len(y) == 0:
         return float("nan")
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for i in range(0, len(y), batch_size * 2):
-        xb = x[i:i + batch_size * 2].to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(xb)
-        correct += int((logits.argmax(1).cpu() == y[i:i + batch_size * 2]).sum())
-    model.train(was_training)
-    return correct / len(y)
+    step = batch_size * 2
+    correct, seen = count_correct(model, ((x[i:i + step], y[i:i + step]) for i in range(0, len(y), step)), device, bf16)
+    return correct / seen
 
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random 2-pixel-shift crop and horizontal flip, per batch (cheap, on tensors)."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
-    dy, dx = (int(v) for v in torch.randint(0, 5, (2,), generator=gen))
-    out = padded[:, :, dy:dy + h, dx:dx + w]
-    flip = torch.rand(n, generator=gen) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), out.flip(3), out)
+def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def to_channels_last(model: nn.Module) -> nn.Module:
@@ -241,7 +277,7 @@ def lr_factor(step: int, total_steps: int, warmup: float) -> float:
 
 def train(
     model: nn.Module,
-    data: Dataset,
+    data: Dataset | Streams,
     budget: Budget,
     *,
     seed: int = 0,
@@ -249,23 +285,31 @@ def train(
     teacher: nn.Module | None = None,
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    dist_ctx: DistContext = SINGLE,
 ) -> TrainResult:
     """Train ``model`` on ``data`` under ``budget`` and score it.
 
+    ``data``: in-memory tensors (:class:`Dataset`) or streams read by DataLoaders (:class:`Streams`).
     ``run_dir`` (with ``budget.checkpoint``) holds the checkpoint that a restarted run resumes.
+    ``dist_ctx``: this process's place in a data-parallel run (its process group already started);
+    ``budget.batch_size`` is then the global batch, shared out among the processes.
     """
     seed_everything(seed)
     if budget.num_threads:
         torch.set_num_threads(budget.num_threads)
-    device = resolve_device(budget.device)
+    if budget.batch_size % dist_ctx.world_size:
+        raise ValueError(f"budget.batch_size={budget.batch_size} (the global batch) does not divide among "
+                         f"{dist_ctx.world_size} processes; choose a multiple of {dist_ctx.world_size}")
+    device = resolve_device(budget.device, dist_ctx)
     model.to(device)
     if budget.channels_last:
         to_channels_last(model)
     if teacher is not None:
         teacher.to(device).eval()
-    gen = torch.Generator().manual_seed(seed)
-    n_train = min(budget.train_subset or len(data.train_y), len(data.train_y))
-    steps_per_epoch = max(1, n_train // budget.batch_size)  # drop the ragged last batch
+        if budget.channels_last:
+            to_channels_last(teacher)
+    feed = make_feed(data, budget, seed, dist_ctx, device)
+    steps_per_epoch = feed.steps_per_epoch
     total_steps = steps_per_epoch * budget.epochs
     every = budget.temperature_every or max(1, total_steps // 100)
     optimizer = make_optimizer(model, budget)
@@ -280,30 +324,30 @@ def train(
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             start_epoch, step, history = int(state["epoch"]), int(state["step"]), list(state["history"])
-            gen.set_state(state["generator"])
+            if state.get("generator") is not None:
+                feed.set_generator_state(state["generator"])
             log.info("resumed from %s at epoch %d (step %d)", checkpointer.path, start_epoch, step)
+    if not distributed.same_everywhere(dist_ctx, start_epoch, device):
+        raise ValueError(f"the training processes found different checkpoints in {run_dir}: put run_dir on a file "
+                         "system that every machine of the run shares")
+    net = distributed.wrap(model, dist_ctx, device)  # after the checkpoint: DDP starts from rank 0's weights
     set_temperature = getattr(model, "set_weight_temperature", None)
-    bar = _progress_bar(total_steps, step, budget.name) if progress else None
+    bar = _progress_bar(total_steps, step, budget.name) if (progress and dist_ctx.is_main) else None
     diverged_reason: str | None = None
     images = 0
     started = time.perf_counter()
     model.train()
     try:
         for epoch in range(start_epoch, budget.epochs):
-            order = torch.randperm(len(data.train_y), generator=gen)[:n_train]
             epoch_loss = 0.0
-            for i in range(steps_per_epoch):
-                idx = order[i * budget.batch_size:(i + 1) * budget.batch_size]
-                xb, yb = data.train_x[idx], data.train_y[idx]
-                if budget.augment:
-                    xb = _augment(xb, gen)
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            for xb, yb in feed.epoch(epoch):
+                xb, yb = _to_device(xb, device, budget.channels_last), yb.to(device, non_blocking=True)
                 if set_temperature is not None:
                     set_temperature(budget.temperature_decay ** (step // every) if budget.progressive else 0.0)
-                loss = _step(model, teacher, xb, yb, budget, device)
+                loss = _step(net, teacher, xb, yb, budget, device)
                 if budget.inject_nan_at_step is not None and step == budget.inject_nan_at_step:
                     loss = loss * float("nan")
-                value = float(loss.detach())
+                value = distributed.mean_of(dist_ctx, loss.detach())  # the same on every process
                 if not math.isfinite(value) or value > budget.diverge_loss:
                     why = ("is not finite" if not math.isfinite(value)
                            else f"exceeds diverge_loss={budget.diverge_loss:g}")
@@ -317,22 +361,22 @@ def train(
                     group["lr"] = base * factor
                 optimizer.step()
                 step += 1
-                images += len(yb)
+                images += len(yb) * dist_ctx.world_size
                 epoch_loss += value
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{value:.3f}", refresh=False)
             record = {"epoch": epoch + 1, "step": step, "loss": epoch_loss / steps_per_epoch}
             if budget.checkpoint or epoch + 1 == budget.epochs:
-                record["val_accuracy"] = _val_accuracy(model, data, budget, device)
+                record["val_accuracy"] = _val_accuracy(model, feed, budget, device, dist_ctx)
             history.append(record)
-            if on_epoch is not None:
+            if on_epoch is not None and dist_ctx.is_main:
                 on_epoch(record)
-            if checkpointer is not None:
+            if checkpointer is not None and dist_ctx.is_main:
                 checkpointer.save({
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "epoch": epoch + 1, "step": step,
-                    "history": history, "generator": gen.get_state(),
+                    "history": history, "generator": feed.generator_state(),
                 })
     except Diverged as exc:
         diverged_reason = str(exc)
@@ -341,15 +385,18 @@ def train(
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - started
+    test_acc: float | None = None
     if diverged_reason is not None:
-        val_acc, test_acc = float("nan"), None
+        val_acc = float("nan")
     else:
         val_acc = history[-1].get("val_accuracy") if history else None
         if val_acc is None:
-            val_acc = _val_accuracy(model, data, budget, device)
-        test_acc = None
+            val_acc = _val_accuracy(model, feed, budget, device, dist_ctx)
         if budget.eval_test:
-            test_acc = evaluate(model, data.test_x, data.test_y, budget.batch_size, device, budget.bf16)
+            test_acc = _accuracy(model, feed, "test", None, budget, device, dist_ctx)
+            if test_acc is None:
+                log.warning("the data has no test images: no test accuracy (an image folder needs a test/ folder "
+                            "or data.num_test > 0)")
     return TrainResult(
         accuracy=test_acc if test_acc is not None else val_acc,
         val_accuracy=val_acc,
@@ -365,6 +412,14 @@ def train(
     )
 
 
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """ReActNet's distributional loss: KL(teacher || student) of the softened class distributions,
+    times T^2 (the gradient scale of the hard loss), averaged over the batch."""
+    log_student = F.log_softmax(student_logits.float() / temperature, dim=1)
+    log_teacher = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+    return F.kl_div(log_student, log_teacher, log_target=True, reduction="batchmean") * temperature**2
+
+
 def _step(model: nn.Module, teacher: nn.Module | None, xb: torch.Tensor, yb: torch.Tensor, budget: Budget,
           device: torch.device) -> torch.Tensor:
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=budget.bf16):
@@ -372,32 +427,42 @@ def _step(model: nn.Module, teacher: nn.Module | None, xb: torch.Tensor, yb: tor
         loss = F.cross_entropy(logits.float(), yb, label_smoothing=budget.label_smoothing)
         if teacher is not None:
             with torch.no_grad():
-                soft = F.softmax(teacher(xb).float() / budget.kd_temperature, dim=1)
-            kd = -(soft * F.log_softmax(logits.float() / budget.kd_temperature, dim=1)).sum(1).mean()
-            loss = (1 - budget.kd_weight) * loss + budget.kd_weight * kd * budget.kd_temperature**2
+                teacher_logits = teacher(xb)
+            kd = distillation_loss(logits, teacher_logits, budget.kd_temperature)
+            loss = (1 - budget.kd_weight) * loss + budget.kd_weight * kd
     return loss
 
 
-def _val_accuracy(model: nn.Module, data: Dataset, budget: Budget, device: torch.device) -> float:
-    _recalibrate(model, data, budget, device)
-    n = min(budget.val_subset or len(data.val_y), len(data.val_y))
-    return evaluate(model, data.val_x[:n], data.val_y[:n], budget.batch_size, device, budget.bf16)
+def _accuracy(model: nn.Module, feed: Feed, split: str, limit: int | None, budget: Budget, device: torch.device,
+              ctx: DistContext) -> float | None:
+    """Top-1 accuracy on ``split`` (every process scores its share; counts summed); None without images."""
+    correct, seen = count_correct(model, feed.scored(split, limit), device, budget.bf16, budget.channels_last)
+    correct, seen = distributed.all_sum(ctx, [float(correct), float(seen)], device)
+    return correct / seen if seen else None
 
 
-def _recalibrate(model: nn.Module, data: Dataset, budget: Budget, device: torch.device) -> None:
+def _val_accuracy(model: nn.Module, feed: Feed, budget: Budget, device: torch.device, ctx: DistContext) -> float:
+    _recalibrate(model, feed, budget, device, ctx)
+    acc = _accuracy(model, feed, "val", budget.val_subset, budget, device, ctx)
+    return float("nan") if acc is None else acc
+
+
+def _recalibrate(model: nn.Module, feed: Feed, budget: Budget, device: torch.device, ctx: DistContext) -> None:
     """Re-estimate BN statistics with the evaluation (hard) weights on a few training batches.
 
     Short binary trainings leave running statistics that lag the weights (and the soft weights'
-    scale); evaluated as they are, binary-shortcut networks score near chance.
+    scale); evaluated as they are, binary-shortcut networks score near chance. Every process
+    uses the same batches; rank 0's statistics are then given to all (also for networks that are
+    not re-estimated: their last training steps left each process its own statistics).
     """
     recalibrate = getattr(model, "recalibrate_bn", None)
-    if recalibrate is None or budget.bn_recalibration == 0:
-        return
-    n = min(budget.bn_recalibration * budget.batch_size, len(data.train_y))
-    batches = (data.train_x[i:i + budget.batch_size].to(device) for i in range(0, n, budget.batch_size))
-    was_training = model.training
-    recalibrate(batches)
-    model.train(was_training)
+    if recalibrate is not None and budget.bn_recalibration > 0:
+        batches = (_to_device(x, device, budget.channels_last) for x in feed.calibration(budget.bn_recalibration))
+        was_training = model.training
+        recalibrate(batches)
+        model.train(was_training)
+    # Each process's last training batch moved its own running statistics: score rank 0's everywhere.
+    distributed.broadcast_buffers(model, ctx)
 
 
 def _progress_bar(total: int, initial: int, name: str) -> Any:

@@ -64,9 +64,13 @@ def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(dotted key, old value, new value) for every key that differs (missing: None)."""
+    """(dotted key, old value, new value) for every key that differs (a removed key: new None).
+
+    A key the recorded settings lack was added to boolnas after the study was created; new
+    settings come with a default that keeps the old behaviour (a convention of conf/), so it is
+    not a difference: studies made by an older boolnas still resume."""
     a, b = flatten(old), flatten(new)
-    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [(k, a.get(k), b.get(k)) for k in sorted(a) if a.get(k) != b.get(k)]
 
 
 def is_allowed(key: str, allow_changed: Sequence[str]) -> bool:

@@ -12,12 +12,11 @@ import pytest
 import torch
 from torch import nn
 
+from evaluators.fp32_twin import BasicBlock, fp32_twin
 from space import PRESETS, Task, get_preset, make_plan
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-
-from _fp32_twin import BasicBlock, fp32_twin  # noqa: E402
 
 PROXY = Task(input_size=14, in_channels=1, num_classes=10, width_mult=0.25, stem="small")
 IMAGENET_SMALL = Task(input_size=64, in_channels=3, num_classes=100, width_mult=0.25, stem="imagenet")
@@ -92,9 +91,10 @@ class _Hide:
         return None
 sys.meta_path.insert(0, _Hide())
 import space, evaluators.training, evaluators.accuracy, evaluators.data, evaluators.zero_cost
+import evaluators.fp32_twin, evaluators.two_step, evaluators.distributed, evaluators.batches
 from space.builder import build
 sys.path.insert(0, "benchmarks")
-import _fp32_twin, bench_train
+import bench_train
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {blocked!r})
 assert not loaded, loaded
 print("imports ok")

@@ -87,6 +87,9 @@ def test_fingerprint_ignores_where_the_training_runs() -> None:
     moved = {"budget": {"lr": 1, "num_threads": 4, "device": "cuda"}, "seed": 0}
     assert differences(fingerprint(base), fingerprint(moved)) == []
     assert differences(fingerprint(base), fingerprint({**base, "seed": 1})) == [("seed", 0, 1)]
+    # a setting added to boolnas after a study was made is no difference; a removed one is
+    assert differences({"budget": {"lr": 1}}, {"budget": {"lr": 1, "stream": False}}) == []
+    assert differences({"budget": {"lr": 1, "old": 2}}, {"budget": {"lr": 1}}) == [("budget.old", 2, None)]
 
 
 def test_the_readme_demo_then_a_mixed_resume_exits_2_and_the_right_resume_works(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The plain fp32 PyTorch twin of a plan: the yardstick of benchmarks/bench_train.py.
+"""The plain fp32 PyTorch twin of a plan: the yardstick of benchmarks/bench_train.py, and the
+real-valued teacher a binary network distils from (``boolnas-train network=fp32_twin``).
 
 Same stem, widths, input resolution, blocks, strides and dilations as the plan's network, but
 an ordinary ResNet-18-style network: ``nn.Conv2d`` with zero padding and real weights,
@@ -63,7 +64,16 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-def fp32_twin(plan: Plan) -> nn.Sequential:
+class Fp32Twin(nn.Sequential):
+    """The twin's layers in order; ``plan`` is the plan it was built from (its task says which
+    images it takes and how many classes it predicts)."""
+
+    def __init__(self, plan: Plan, layers: list[nn.Module]) -> None:
+        super().__init__(*layers)
+        self.plan = plan
+
+
+def fp32_twin(plan: Plan) -> Fp32Twin:
     """The fp32 ResNet-style twin of ``plan`` (train mode, PyTorch's default init)."""
     stem, fc = plan["stem.conv"], plan["head.fc"]
     layers: list[nn.Module] = [
@@ -77,4 +87,4 @@ def fp32_twin(plan: Plan) -> nn.Sequential:
     blocks = twin_blocks(plan)
     layers += [BasicBlock(b) for b in blocks]
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(blocks[-1].c_out, fc.c_out)]
-    return nn.Sequential(*layers)
+    return Fp32Twin(plan, layers)
