@@ -15,7 +15,9 @@ sum of 0 against a threshold of 0) is common, and the float simulation breaks it
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
+import pytest
 import torch
 from torch import nn
 
@@ -26,6 +28,16 @@ from space.genotype import CHOICES, GLOBAL_FIELDS, NUM_STAGES, PER_STAGE_FIELDS,
 SMALL = Task(input_size=12, in_channels=1, num_classes=10, width_mult=0.25, stem="small")
 IMAGENET_STEM = Task(input_size=32, in_channels=3, num_classes=10, width_mult=0.25, stem="imagenet")
 RANDOM_GENOTYPES = 20
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a test module that imports this fixture (the parity and bit-exact
+    numbers do not depend on it; the machine is shared)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def random_genotype(seed: int) -> Genotype:

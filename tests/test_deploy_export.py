@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from deploy_cases import SMALL, cases, trained_like
+from deploy_cases import SMALL, cases, one_torch_thread, trained_like  # noqa: F401  (autouse fixture)
 from onnx import numpy_helper
 
 from evaluators.accuracy import load_model, save_model
@@ -42,14 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 IMAGES = 256
 MAX_FLIPPED_IMAGES = 4  # near-ties are rare: 0 or 1 image of 256 per network in our runs
 CASES = cases()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def network(genotype, task: Task, seed: int = 0):

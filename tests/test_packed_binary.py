@@ -4,12 +4,11 @@ it executes equal the plan's BOPs, the count the energy model costs."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
-from deploy_cases import cases, trained_like
+from deploy_cases import cases, one_torch_thread, trained_like  # noqa: F401  (autouse fixture)
 
 from evaluators.deploy.packed_binary import binary_conv2d_packed, check_network, pack_bits, popcount
 from evaluators.energy import estimate, load_profile
@@ -20,14 +19,6 @@ CASES = cases()
 PROFILE = load_profile("boolnet65nm")
 # BOPs of one 224x224 image counted on the released BoolNet code (shared/reference, section 3)
 RELEASED_BOPS = {"basenet18_k1": 1.753e9, "basenet18_k4": 1.985e9, "boolnet18_k4": 2.466e9}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def direct_sums(x: np.ndarray, w: np.ndarray, stride: int, padding: int, dilation: int, groups: int) -> np.ndarray:
