@@ -35,6 +35,7 @@ from evaluators.zero_cost import zero_cost_scores
 from search.claims import SameGenotypeFailed, claim_or_reuse
 from search.config import OBJECTIVES, SearchConfig
 from search.cpu_share import CpuShare
+from search.deferred_signals import interrupts_deferred
 from search.liveness import WORKER, WORKER_NS, Heartbeat
 from search.rungs import CANDIDATE, CARRIED, PARENT, RUNG, reuse_key, rung_budget, rung_of
 from search.study import HAS_SET_CONSTRAINT, INTERRUPTED
@@ -154,11 +155,14 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, Frozen
     KeyboardInterrupt end the trial FAIL with the reason and return; an interrupt ends it FAIL
     ("interrupted") and propagates.
     """
-    with warnings.catch_warnings():
-        # "Heartbeat of storage is supposed to be used with Study.optimize": we record them (Heartbeat)
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        trial = study.ask()
+    trial: optuna.Trial | None = None
     try:  # from here on an interrupt must not leave the trial RUNNING
+        # an interrupt inside ask() would come after the trial's row is written but before the
+        # trial is ours to mark FAIL: it is delivered once ask() has returned
+        with warnings.catch_warnings(), interrupts_deferred():
+            # "Heartbeat of storage is supposed to be used with Study.optimize": we record them (Heartbeat)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
         trial.set_user_attr("worker", WORKER)
         trial.set_user_attr("worker_ns", WORKER_NS)
         if _surplus(study, trial, evaluator.cfg.n_trials):
@@ -166,7 +170,8 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, Frozen
         with Heartbeat(study, trial._trial_id):
             return _score(study, trial, evaluator, cache)
     except KeyboardInterrupt:
-        _fail(study, trial, INTERRUPTED)  # a no-op when _score already ended it
+        if trial is not None:
+            _fail(study, trial, INTERRUPTED)  # a no-op when _score already ended it
         raise
 
 

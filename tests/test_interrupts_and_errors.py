@@ -46,6 +46,7 @@ from optuna.trial import TrialState
 from evaluators.training import TrainResult
 from search.cli_support import CONF_DIR
 from search.config import SearchConfig
+from search.deferred_signals import interrupts_deferred
 from search.liveness import WORKER_NS
 from search.loop import prepare_study, run_search
 from search.study import enqueue_presets
@@ -342,6 +343,41 @@ def test_a_dead_workers_preset_is_retried_once_not_enqueued_twice(tmp_path: Path
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs.get("retry_of") == trial.number
     assert trial.params and waiting[0].params == trial.params
+
+
+def test_a_signal_inside_a_deferred_block_arrives_when_it_ends() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    reached_the_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a handler would have run by now
+            reached_the_end = True
+    assert reached_the_end
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_inside_ask_leaves_no_running_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C that lands while ``study.ask`` writes the new trial: the trial ends FAIL
+    "interrupted" (before, it stayed RUNNING with no owner) and the next run finishes the study."""
+    cfg = compose_cfg(tmp_path, "study=ask", "n_trials=2", "seed_presets=false", "sampler=random")
+    real_ask = optuna.Study.ask
+
+    def ask_then_ctrl_c(study: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
+        trial = real_ask(study, *args, **kwargs)  # the RUNNING row is in the storage now
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        return trial
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_search(cfg, train_fn=Trainer(), write=False)
+    monkeypatch.setattr(optuna.Study, "ask", real_ask)
+    study = optuna.load_study(study_name="ask", storage=f"sqlite:///{tmp_path / 'ask' / 'study.db'}")
+    assert [(t.state, t.user_attrs.get("fail_reason")) for t in study.get_trials()] == [
+        (TrialState.FAIL, "interrupted")]
+    run_search(cfg, train_fn=Trainer(), write=False)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
 
 
 # ------------------------------------------------------------------------------- unwritable places
