@@ -4,6 +4,7 @@
 #   make test       set up, then run the test suite
 #   make bench      run the benchmarks (ratios measured side by side)
 #   make lint       ruff
+#   make wheel-check  build the wheel, install it into a fresh venv, run the commands from /tmp (CI)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -22,7 +23,7 @@ ARGS  ?=
 WORKERS ?= auto
 PORT  ?= 8080
 
-.PHONY: setup system-deps search dashboard test test-all bench lint clean
+.PHONY: setup system-deps search dashboard test test-all bench lint wheel-check clean
 
 setup: $(STAMP) system-deps
 
@@ -62,6 +63,10 @@ test: setup
 bench: setup
 	@for b in benchmarks/bench_*.py; do case $$b in *bench_table.py|*bench_imagefolder_memory.py) continue;; esac; \
 	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The package as users install it: wheel -> fresh virtual environment -> commands from a temp dir.
+wheel-check: setup
+	bash .ci/wheel_smoke.sh
 
 lint: setup
 	$(BIN)/ruff check space evaluators search tests benchmarks

@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 
-from evaluators.cpus import usable_cpus  # noqa: E402
+from boolnas.evaluators.cpus import usable_cpus  # noqa: E402
 
 BIN = Path(sys.executable).parent
 OLD_SPIN = {"GOMP_SPINCOUNT": "300000"}  # libgomp's default: what every process did before
@@ -160,8 +160,8 @@ def fixed_candidates(n: int, folder: Path) -> list[str]:
     import yaml
     from fidelity import sampled_genotypes
 
-    from space import PRESETS, get_preset
-    from space.sampling import SearchSpace
+    from boolnas.space import PRESETS, get_preset
+    from boolnas.space.sampling import SearchSpace
 
     space = SearchSpace.from_config(yaml.safe_load((REPO / "conf" / "space" / "boolnet.yaml").read_text()))
     names = list(PRESETS)[:n]

@@ -23,11 +23,12 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 
-from evaluators.energy import estimate, load_profile  # noqa: E402
-from space import IMAGENET, make_plan  # noqa: E402
-from space.sampling import SearchSpace, sample  # noqa: E402
+from boolnas.evaluators.energy import estimate, load_profile  # noqa: E402
+from boolnas.space import IMAGENET, make_plan  # noqa: E402
+from boolnas.space.sampling import SearchSpace, sample  # noqa: E402
 
 TARGET = 5000.0  # architectures per second (issue acceptance)
 

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 from _plots import pyplot, save_png, shown_path  # noqa: E402
 
-from search.pareto import front  # noqa: E402
-from space.files import write_text_atomic  # noqa: E402
+from boolnas.search.pareto import front  # noqa: E402
+from boolnas.space.files import write_text_atomic  # noqa: E402
 
 DEFAULT_TABLE = REPO / "benchmarks" / "results" / "bench" / "table.csv"
 ACCURACY = "acc_f4_s0"  # the reference fidelity (benchmarks/bench_table.py)

@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 
-from evaluators.data import FASHION_MNIST_FILES, FASHION_MNIST_ROOT, read_idx  # noqa: E402
-from space.files import write_text_atomic  # noqa: E402
+from boolnas.evaluators.data import FASHION_MNIST_FILES, FASHION_MNIST_ROOT, read_idx  # noqa: E402
+from boolnas.space.files import write_text_atomic  # noqa: E402
 
 MIB = 2**20
 TRAIN_ARGS = ["arch=basenet18_k1", "budget=full", "budget.epochs=1", "budget.resolution=14",
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sorted(args.sizes):
             root = write_pngs(Path(tmp) / f"n{n}", n)
             for mode in args.modes:
-                cmd = [sys.executable, "-m", "search.train_cli", *TRAIN_ARGS, f"data.root={root}",
+                cmd = [sys.executable, "-m", "boolnas.search.train_cli", *TRAIN_ARGS, f"data.root={root}",
                        f"budget.stream={'true' if mode == 'stream' else 'false'}"]
                 row = {"images": n, "mode": mode, **measure(cmd, env)}
                 print(json.dumps(row), flush=True)

@@ -22,18 +22,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from evaluators.accuracy import train_genotype  # noqa: E402
-from evaluators.data import load_dataset  # noqa: E402
-from evaluators.training import TrainResult  # noqa: E402
-from search.cli_support import CONF_DIR  # noqa: E402
-from search.config import SearchConfig  # noqa: E402
-from search.loop import run_search  # noqa: E402
-from space import get_preset  # noqa: E402
+from boolnas.evaluators.accuracy import train_genotype  # noqa: E402
+from boolnas.evaluators.data import load_dataset  # noqa: E402
+from boolnas.evaluators.training import TrainResult  # noqa: E402
+from boolnas.search.cli_support import CONF_DIR  # noqa: E402
+from boolnas.search.config import SearchConfig  # noqa: E402
+from boolnas.search.loop import run_search  # noqa: E402
+from boolnas.space import get_preset  # noqa: E402
 
 TARGET = 0.05
 

@@ -51,12 +51,12 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fidelity as fid  # noqa: E402  (the fidelity benchmark's jobs, cache and worker pool)
 
-from evaluators.data import DataConfig  # noqa: E402
-from evaluators.energy import estimate, load_profile  # noqa: E402
-from evaluators.training import Budget  # noqa: E402
-from space import PRESETS, Genotype, Task, get_preset, make_plan  # noqa: E402
-from space.files import write_text_atomic  # noqa: E402
-from space.sampling import SearchSpace, enumerate_space  # noqa: E402
+from boolnas.evaluators.data import DataConfig  # noqa: E402
+from boolnas.evaluators.energy import estimate, load_profile  # noqa: E402
+from boolnas.evaluators.training import Budget  # noqa: E402
+from boolnas.space import PRESETS, Genotype, Task, get_preset, make_plan  # noqa: E402
+from boolnas.space.files import write_text_atomic  # noqa: E402
+from boolnas.space.sampling import SearchSpace, enumerate_space  # noqa: E402
 
 log = logging.getLogger("bench_table")
 

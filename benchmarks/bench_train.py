@@ -33,13 +33,13 @@ import torch.nn.functional as F
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 
-from evaluators.fp32_twin import fp32_twin  # noqa: E402
-from evaluators.training import Budget, make_optimizer, to_channels_last  # noqa: E402
-from space import Task, get_preset, make_plan  # noqa: E402
-from space.builder import build  # noqa: E402
+from boolnas.evaluators.fp32_twin import fp32_twin  # noqa: E402
+from boolnas.evaluators.training import Budget, make_optimizer, to_channels_last  # noqa: E402
+from boolnas.space import Task, get_preset, make_plan  # noqa: E402
+from boolnas.space.builder import build  # noqa: E402
 
 TARGET = 0.75  # binary images/s over fp32 images/s (issue acceptance)
 PRESETS = ("basenet18_k1", "basenet18_k4", "boolnet18_k4", "bireal18", "reactnet18")

@@ -28,14 +28,15 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 
-from evaluators import distributed  # noqa: E402
-from evaluators.accuracy import train_genotype  # noqa: E402
-from evaluators.data import DataConfig, open_streams  # noqa: E402
-from evaluators.distributed import DistContext  # noqa: E402
-from evaluators.training import Budget, resolve_device  # noqa: E402
-from space import get_preset  # noqa: E402
+from boolnas.evaluators import distributed  # noqa: E402
+from boolnas.evaluators.accuracy import train_genotype  # noqa: E402
+from boolnas.evaluators.data import DataConfig, open_streams  # noqa: E402
+from boolnas.evaluators.distributed import DistContext  # noqa: E402
+from boolnas.evaluators.training import Budget, resolve_device  # noqa: E402
+from boolnas.space import get_preset  # noqa: E402
 
 NETWORKS = ("binary", "fp32_twin")
 

@@ -103,15 +103,15 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 from _plots import pyplot, save_png  # noqa: E402
 
-from evaluators.data import DataConfig, Dataset, load_dataset  # noqa: E402
-from evaluators.training import Budget  # noqa: E402
-from space import PRESETS, Genotype, Task, get_preset, make_plan  # noqa: E402
-from space.files import write_text_atomic  # noqa: E402
-from space.sampling import SearchSpace, sample  # noqa: E402
+from boolnas.evaluators.data import DataConfig, Dataset, load_dataset  # noqa: E402
+from boolnas.evaluators.training import Budget  # noqa: E402
+from boolnas.space import PRESETS, Genotype, Task, get_preset, make_plan  # noqa: E402
+from boolnas.space.files import write_text_atomic  # noqa: E402
+from boolnas.space.sampling import SearchSpace, sample  # noqa: E402
 
 log = logging.getLogger("fidelity")
 
@@ -268,7 +268,7 @@ def init_worker(threads: int) -> None:
 
 
 def _train(job: Job, data: Dataset) -> dict[str, Any]:
-    from evaluators.accuracy import train_genotype
+    from boolnas.evaluators.accuracy import train_genotype
 
     _, r = train_genotype(Genotype.from_dict(job.genotype), data, job.budget, seed=job.seed)
     return {"val_acc": r.val_accuracy, "test_acc": r.test_accuracy, "steps": r.steps,
@@ -281,8 +281,8 @@ def _train(job: Job, data: Dataset) -> dict[str, Any]:
 def _static(job: Job, data: Dataset) -> dict[str, Any]:
     import torch
 
-    from evaluators.accuracy import build_for, proxy_task
-    from evaluators.zero_cost import zero_cost_scores
+    from boolnas.evaluators.accuracy import build_for, proxy_task
+    from boolnas.evaluators.zero_cost import zero_cost_scores
 
     genotype = Genotype.from_dict(job.genotype)
     task = proxy_task(data, job.budget)

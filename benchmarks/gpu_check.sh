@@ -40,7 +40,10 @@ fi
 "$PYTHON" - "$DEVICE" <<'PY'
 import sys
 import torch
-import space, evaluators.training, evaluators.accuracy, evaluators.data, evaluators.distributed  # noqa: F401
+sys.path.insert(0, "benchmarks")
+import _checkout  # noqa: F401  (boolnas from this checkout where it is not installed)
+import boolnas.space, boolnas.evaluators.training, boolnas.evaluators.accuracy  # noqa: F401
+import boolnas.evaluators.data, boolnas.evaluators.distributed  # noqa: F401
 device = sys.argv[1]
 print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}, "
       f"{torch.cuda.device_count()} GPU(s), imports ok")

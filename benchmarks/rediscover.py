@@ -39,11 +39,11 @@ from typing import Any
 import optuna
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 from _plots import pyplot, save_png  # noqa: E402
 
-from search.pareto import dominates, front, hypervolume  # noqa: E402
+from boolnas.search.pareto import dominates, front, hypervolume  # noqa: E402
 
 SAMPLERS = ("tpe", "random")
 
@@ -54,7 +54,7 @@ def study_name(sampler: str, seed: int) -> str:
 
 def run_search(sampler: str, seed: int, trials: int, studies: Path, threads: int, extra: list[str]) -> int:
     """One search through the real CLI; returns its exit code (logs go to a file beside the study)."""
-    cmd = [sys.executable, "-m", "search", f"study={study_name(sampler, seed)}", f"sampler={sampler}",
+    cmd = [sys.executable, "-m", "boolnas.search", f"study={study_name(sampler, seed)}", f"sampler={sampler}",
            f"seed={seed}", f"n_trials={trials}", f"results_dir={studies}", "progress=false", *extra]
     if threads:
         cmd.append(f"budget.num_threads={threads}")

@@ -59,15 +59,15 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 from _plots import pyplot, save_png, shown_path  # noqa: E402
 
-from evaluators.training import TrainResult  # noqa: E402
-from search.pareto import front, hypervolume  # noqa: E402
-from space import Genotype  # noqa: E402
-from space.files import write_text_atomic  # noqa: E402
-from space.sampling import enumerate_space  # noqa: E402
+from boolnas.evaluators.training import TrainResult  # noqa: E402
+from boolnas.search.pareto import front, hypervolume  # noqa: E402
+from boolnas.space import Genotype  # noqa: E402
+from boolnas.space.files import write_text_atomic  # noqa: E402
+from boolnas.space.sampling import enumerate_space  # noqa: E402
 
 DEFAULT_TABLE = REPO / "benchmarks" / "results" / "bench" / "table.csv"
 SPACE = REPO / "conf" / "space" / "bench.yaml"  # the space the replays search (space=bench)
@@ -180,9 +180,9 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from search.cli_support import CONF_DIR
-    from search.config import SearchConfig
-    from search.loop import run_search
+    from boolnas.search.cli_support import CONF_DIR
+    from boolnas.search.config import SearchConfig
+    from boolnas.search.loop import run_search
 
     which = (table_path, fidelity)
     table = _TABLES.get(which) or _TABLES.setdefault(which, load_table(Path(table_path), fidelity))

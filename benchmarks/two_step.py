@@ -52,13 +52,14 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
 
-from evaluators.accuracy import proxy_task, save_model, train_genotype  # noqa: E402
-from evaluators.data import DataConfig, load_dataset  # noqa: E402
-from evaluators.training import Budget  # noqa: E402
-from space import get_preset  # noqa: E402
-from space.files import write_text_atomic  # noqa: E402
+from boolnas.evaluators.accuracy import proxy_task, save_model, train_genotype  # noqa: E402
+from boolnas.evaluators.data import DataConfig, load_dataset  # noqa: E402
+from boolnas.evaluators.training import Budget  # noqa: E402
+from boolnas.space import get_preset  # noqa: E402
+from boolnas.space.files import write_text_atomic  # noqa: E402
 
 log = logging.getLogger("two_step")
 CONF = REPO / "conf" / "budget"

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from evaluators.energy import EnergyReport as EnergyReport
-    from evaluators.energy import HardwareProfile as HardwareProfile
-    from evaluators.energy import estimate as estimate
-    from evaluators.energy import load_profile as load_profile
+    from boolnas.evaluators.energy import EnergyReport as EnergyReport
+    from boolnas.evaluators.energy import HardwareProfile as HardwareProfile
+    from boolnas.evaluators.energy import estimate as estimate
+    from boolnas.evaluators.energy import load_profile as load_profile
 
 _ENERGY = ("estimate", "load_profile", "HardwareProfile", "EnergyReport")
 __all__ = list(_ENERGY)
@@ -20,7 +20,7 @@ __all__ = list(_ENERGY)
 
 def __getattr__(name: str) -> Any:
     if name in _ENERGY:
-        import evaluators.energy as energy
+        import boolnas.evaluators.energy as energy
 
         return getattr(energy, name)
-    raise AttributeError(f"module 'evaluators' has no attribute {name!r}")
+    raise AttributeError(f"module 'boolnas.evaluators' has no attribute {name!r}")

@@ -14,17 +14,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from evaluators.checkpoint import load_safe, save_atomic
-from evaluators.data import Dataset, Streams
-from evaluators.distributed import SINGLE, DistContext
-from evaluators.fp32_twin import Fp32Twin, fp32_twin
-from evaluators.memory import FLOAT_BYTES, require
-from evaluators.training import Budget, TrainResult, resolve_device, train
-from evaluators.two_step import train_two_step
-from space import Genotype, Task, make_plan
-from space.builder import PlanNetwork, build
-from space.files import write_text_atomic
-from space.plan import Plan
+from boolnas.evaluators.checkpoint import load_safe, save_atomic
+from boolnas.evaluators.data import Dataset, Streams
+from boolnas.evaluators.distributed import SINGLE, DistContext
+from boolnas.evaluators.fp32_twin import Fp32Twin, fp32_twin
+from boolnas.evaluators.memory import FLOAT_BYTES, require
+from boolnas.evaluators.training import Budget, TrainResult, resolve_device, train
+from boolnas.evaluators.two_step import train_two_step
+from boolnas.space import Genotype, Task, make_plan
+from boolnas.space.builder import PlanNetwork, build
+from boolnas.space.files import write_text_atomic
+from boolnas.space.plan import Plan
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Sampler
 
-from evaluators.data import Dataset, DatasetError, Streams
-from evaluators.data.streams import worker_message
-from evaluators.distributed import DistContext
+from boolnas.evaluators.data import Dataset, DatasetError, Streams
+from boolnas.evaluators.data.streams import worker_message
+from boolnas.evaluators.distributed import DistContext
 
 if TYPE_CHECKING:
-    from evaluators.training import Budget
+    from boolnas.evaluators.training import Budget
 
 SPLITS = ("val", "test")
 

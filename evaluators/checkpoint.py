@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from space.files import write_atomic
+from boolnas.space.files import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from space.plan import Plan
+from boolnas.space.plan import Plan
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evaluators import distributed
-from evaluators.adam import AVAILABLE as FUSED_ADAM
-from evaluators.adam import FusedAdam
-from evaluators.batches import Feed, make_feed
-from evaluators.checkpoint import Checkpointer
-from evaluators.data import Dataset, Streams
-from evaluators.distributed import SINGLE, DistContext
-from space.records import record_from_mapping
+from boolnas.evaluators import distributed
+from boolnas.evaluators.adam import AVAILABLE as FUSED_ADAM
+from boolnas.evaluators.adam import FusedAdam
+from boolnas.evaluators.batches import Feed, make_feed
+from boolnas.evaluators.checkpoint import Checkpointer
+from boolnas.evaluators.data import Dataset, Streams
+from boolnas.evaluators.distributed import SINGLE, DistContext
+from boolnas.space.records import record_from_mapping
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from evaluators.data import Dataset, Streams
-from evaluators.distributed import SINGLE, DistContext
-from evaluators.training import Budget, TrainResult, train
-from space.quantizers import ProgressiveWeightBinarizer
+from boolnas.evaluators.data import Dataset, Streams
+from boolnas.evaluators.distributed import SINGLE, DistContext
+from boolnas.evaluators.training import Budget, TrainResult, train
+from boolnas.space.quantizers import ProgressiveWeightBinarizer
 
 log = logging.getLogger(__name__)
 

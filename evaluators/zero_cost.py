@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from space.builder import PlanNetwork
+from boolnas.space.builder import PlanNetwork
 
 ZERO_COST_METRICS = ("zc_naswot", "zc_grad_norm", "zc_snip")
 

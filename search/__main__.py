@@ -1,5 +1,5 @@
-"""``python -m search``: the same as ``boolnas-search``."""
+"""``python -m boolnas.search``: the same as ``boolnas-search``."""
 
-from search.search_cli import main
+from boolnas.search.search_cli import main
 
 main()

@@ -25,7 +25,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.liveness import fail_dead_workers, fail_stale
+from boolnas.search.liveness import fail_dead_workers, fail_stale
 
 log = logging.getLogger(__name__)
 

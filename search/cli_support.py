@@ -22,6 +22,7 @@ interrupt policy and generated ``--help``.
 from __future__ import annotations
 
 import errno
+import importlib.resources
 import logging
 import os
 import re
@@ -33,7 +34,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, NoReturn, TypeVar
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# conf/ ships inside the package (boolnas.conf): found the same way in a checkout and in a wheel
+CONF_DIR = str(importlib.resources.files("boolnas.conf"))
 WORKER_TAG_ENV = "BOOLNAS_WORKER_TAG"  # a log prefix naming the worker (set by search/workers.py)
 START_GATE_ENV = "BOOLNAS_START_GATE"  # "1" for supervised workers: wait for "go" on stdin, write no reports
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError,)
@@ -332,7 +334,7 @@ def existing_study(study: Any, storage: Any, results_dir: Path) -> str:
     (sqlite ``study.db`` / journal ``journal.log``) must exist: opening a missing one would
     create an empty database there.
     """
-    from search.config import STUDY_NAME
+    from boolnas.search.config import STUDY_NAME
 
     name = str(study)
     if not STUDY_NAME.match(name):
@@ -341,7 +343,7 @@ def existing_study(study: Any, storage: Any, results_dir: Path) -> str:
     results_dir = Path(results_dir)
     if results_dir.exists() and not results_dir.is_dir():
         raise ValueError(f"results_dir={results_dir} is a file, not a folder; give the results_dir= of the search")
-    from search.storage import LOCAL_FILES, is_local_file
+    from boolnas.search.storage import LOCAL_FILES, is_local_file
 
     if is_local_file(storage):
         study_dir = results_dir / name
@@ -364,8 +366,8 @@ def storage_from_folder(argv: Sequence[str], cfg: Any) -> str | None:
     to choose."""
     from omegaconf import ListConfig, OmegaConf
 
-    from search.config import STUDY_NAME
-    from search.storage import LOCAL_FILES, detect_local_kind
+    from boolnas.search.config import STUDY_NAME
+    from boolnas.search.storage import LOCAL_FILES, detect_local_kind
 
     if any(a.lstrip("+~").partition("=")[0] in ("storage", "storage.kind", "storage.url") for a in argv):
         return None  # the user chose

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluators.data import DataConfig
-from evaluators.energy import HardwareProfile
-from evaluators.training import Budget
-from search.fingerprint import check_allow_changed
-from search.proposals import ProposerConfig
-from search.rungs import SchedulerConfig
-from space import PRESETS, Genotype, Task, get_preset
-from space.arch_io import load_arch
-from space.sampling import SearchSpace
+from boolnas.evaluators.data import DataConfig
+from boolnas.evaluators.energy import HardwareProfile
+from boolnas.evaluators.training import Budget
+from boolnas.search.fingerprint import check_allow_changed
+from boolnas.search.proposals import ProposerConfig
+from boolnas.search.rungs import SchedulerConfig
+from boolnas.space import PRESETS, Genotype, Task, get_preset
+from boolnas.space.arch_io import load_arch
+from boolnas.space.sampling import SearchSpace
 
 # objective name -> (direction, metric key in a trial's record)
 OBJECTIVES: dict[str, tuple[str, str]] = {
@@ -104,7 +104,7 @@ class StorageConfig:
             raise ValueError(f"storage.grace_period ({out.grace_period} s) must exceed storage.heartbeat_interval "
                              f"({out.heartbeat_interval} s), or live trials would be failed as stale")
         if out.kind == "postgres":
-            from search.storage import resolve_url
+            from boolnas.search.storage import resolve_url
 
             resolve_url(out, Path("."))  # a missing or non-PostgreSQL URL fails here, before any trial
         return out
@@ -258,7 +258,7 @@ def _positive_int(name: str, value: Any) -> int:
 
 def _without_password(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The config as recorded on the study and shown in reports: storage passwords masked."""
-    from search.storage import masked
+    from boolnas.search.storage import masked
 
     out = dict(cfg)
     storage = dict(out.get("storage") or {})
@@ -270,7 +270,7 @@ def _without_password(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def _data_present(data: DataConfig) -> DataConfig:
     """The dataset's files must be in place before the study is created (a few stat calls)."""
-    from evaluators.data import check_dataset
+    from boolnas.evaluators.data import check_dataset
 
     check_dataset(data)
     return data
@@ -279,7 +279,7 @@ def _data_present(data: DataConfig) -> DataConfig:
 def _teacher_loads(budget: Budget) -> Budget:
     """A distillation teacher must load before any trial (every trial would fail on it)."""
     if budget.kd_teacher:
-        from evaluators.accuracy import load_model
+        from boolnas.evaluators.accuracy import load_model
 
         load_model(budget.kd_teacher)
     return budget
@@ -296,6 +296,6 @@ def _positive_or_none(name: str, value: Any) -> float | None:
 def check_group_choices(argv: Sequence[str], conf_dir: str | Path, groups: Sequence[str] = GROUPS) -> None:
     """Refuse ``group=value`` overrides whose value has no conf/<group>/<value>.yaml (the search's
     groups by default); see :func:`search.cli_support.check_group_choices`."""
-    from search.cli_support import check_group_choices as check
+    from boolnas.search.cli_support import check_group_choices as check
 
     check(argv, conf_dir, groups)

@@ -35,7 +35,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluators.cpus import usable_cpus
+from boolnas.evaluators.cpus import usable_cpus
 
 log = logging.getLogger(__name__)
 

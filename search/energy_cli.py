@@ -12,17 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from search.cli_support import CONF_DIR, guarded, quiet_interrupt_while_loading, run_cli
+from boolnas.search.cli_support import CONF_DIR, guarded, quiet_interrupt_while_loading, run_cli
 
 quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile  # noqa: E402
-from space import PRESETS, Task, make_plan  # noqa: E402
-from space.arch_io import load_arch  # noqa: E402
-from space.files import write_text_atomic  # noqa: E402
+from boolnas.evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile  # noqa: E402
+from boolnas.space import PRESETS, Task, make_plan  # noqa: E402
+from boolnas.space.arch_io import load_arch  # noqa: E402
+from boolnas.space.files import write_text_atomic  # noqa: E402
 
 log = logging.getLogger("boolnas.energy")
 

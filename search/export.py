@@ -26,14 +26,14 @@ import optuna
 import pandas as pd
 import yaml
 
-from search.cli_support import CONF_DIR
-from search.fingerprint import ATTR as FINGERPRINTS
-from search.fingerprint import fingerprint
-from search.objectives import DEFAULT_OBJECTIVES, columns, directions, study_objectives
-from search.pareto import knee_of
-from search.report import trials_frame
-from space import Genotype
-from space.arch_io import dump_arch
+from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.fingerprint import ATTR as FINGERPRINTS
+from boolnas.search.fingerprint import fingerprint
+from boolnas.search.objectives import DEFAULT_OBJECTIVES, columns, directions, study_objectives
+from boolnas.search.pareto import knee_of
+from boolnas.search.report import trials_frame
+from boolnas.space import Genotype
+from boolnas.space.arch_io import dump_arch
 
 log = logging.getLogger(__name__)
 SELECTIONS = ("pareto", "knee", "min_energy", "max_accuracy")

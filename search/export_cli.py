@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from search.cli_support import (
+from boolnas.search.cli_support import (
     CONF_DIR,
     check_output_dir,
     existing_study,
@@ -30,9 +30,9 @@ quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no i
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from search.config import StorageConfig  # noqa: E402
-from search.export import SELECTIONS, export  # noqa: E402
-from search.study import load_existing  # noqa: E402
+from boolnas.search.config import StorageConfig  # noqa: E402
+from boolnas.search.export import SELECTIONS, export  # noqa: E402
+from boolnas.search.study import load_existing  # noqa: E402
 
 log = logging.getLogger("boolnas.export")
 NETWORK_KEYS = ("arch", "weights", "format", "out", "seed", "verify", "verify_images")
@@ -89,7 +89,7 @@ def _export_study(cfg: DictConfig) -> None:
 
 
 def _checked(cfg: DictConfig) -> tuple[str, int, bool, int]:
-    from evaluators.deploy.artifacts import FORMATS
+    from boolnas.evaluators.deploy.artifacts import FORMATS
 
     fmt = str(cfg.format)
     if fmt not in FORMATS:
@@ -118,10 +118,10 @@ def _network(cfg: DictConfig, task_given: bool, seed: int) -> tuple[Any, str, An
     """(the network, its name, genotype, what its weights are, the default output stem)."""
     import torch
 
-    from evaluators.accuracy import load_model
-    from space import Task, make_plan
-    from space.arch_io import load_arch
-    from space.builder import PlanNetwork, build
+    from boolnas.evaluators.accuracy import load_model
+    from boolnas.space import Task, make_plan
+    from boolnas.space.arch_io import load_arch
+    from boolnas.space.builder import PlanNetwork, build
 
     if cfg.weights is not None:
         weights = Path(str(cfg.weights))
@@ -155,7 +155,7 @@ def _network(cfg: DictConfig, task_given: bool, seed: int) -> tuple[Any, str, An
 
 def _export_network(cfg: DictConfig, task_given: bool) -> None:
     fmt, seed, verify, n = _checked(cfg)
-    from evaluators.deploy.artifacts import SUFFIXES, VerificationError, export_network, metadata
+    from boolnas.evaluators.deploy.artifacts import SUFFIXES, VerificationError, export_network, metadata
 
     net, name, genotype, weights, stem = _network(cfg, task_given, seed)
     out = Path(str(cfg.out)) if cfg.out is not None else stem.with_name(stem.name + SUFFIXES[fmt])

@@ -32,7 +32,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from search.rungs import CARRIED
+from boolnas.search.rungs import CARRIED
 
 log = logging.getLogger(__name__)
 

@@ -20,21 +20,21 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluators.accuracy import require_memory, train_genotype
-from evaluators.data import Dataset, load_dataset
-from search.config import SearchConfig
-from search.cpu_share import CpuShare
-from search.fingerprint import variant
-from search.liveness import fail_dead_workers, fail_stale
-from search.objective import Evaluator, TrainFn, run_trial
-from search.objectives import directions
-from search.pareto import hypervolume, nondominated
-from search.proposals import PROPOSED, propose
-from search.report import write_reports
-from search.rungs import promote
-from search.storage import display_url
-from search.study import enqueue_presets, open_study
-from space import PRESETS, Genotype, get_preset
+from boolnas.evaluators.accuracy import require_memory, train_genotype
+from boolnas.evaluators.data import Dataset, load_dataset
+from boolnas.search.config import SearchConfig
+from boolnas.search.cpu_share import CpuShare
+from boolnas.search.fingerprint import variant
+from boolnas.search.liveness import fail_dead_workers, fail_stale
+from boolnas.search.objective import Evaluator, TrainFn, run_trial
+from boolnas.search.objectives import directions
+from boolnas.search.pareto import hypervolume, nondominated
+from boolnas.search.proposals import PROPOSED, propose
+from boolnas.search.report import write_reports
+from boolnas.search.rungs import promote
+from boolnas.search.storage import display_url
+from boolnas.search.study import enqueue_presets, open_study
+from boolnas.space import PRESETS, Genotype, get_preset
 
 log = logging.getLogger(__name__)
 WAIT_S = 2.0  # poll interval while other workers hold the remaining slots

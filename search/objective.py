@@ -28,19 +28,19 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluators.accuracy import build_for, proxy_task, train_genotype
-from evaluators.data import Dataset
-from evaluators.energy import estimate
-from evaluators.zero_cost import zero_cost_scores
-from search.claims import SameGenotypeFailed, claim_or_reuse
-from search.config import OBJECTIVES, SearchConfig
-from search.cpu_share import CpuShare
-from search.deferred_signals import interrupts_deferred
-from search.liveness import WORKER, WORKER_NS, Heartbeat
-from search.rungs import CANDIDATE, CARRIED, PARENT, RUNG, reuse_key, rung_budget, rung_of
-from search.study import HAS_SET_CONSTRAINT, INTERRUPTED
-from space import Genotype, make_plan, preset_of
-from space.sampling import sample
+from boolnas.evaluators.accuracy import build_for, proxy_task, train_genotype
+from boolnas.evaluators.data import Dataset
+from boolnas.evaluators.energy import estimate
+from boolnas.evaluators.zero_cost import zero_cost_scores
+from boolnas.search.claims import SameGenotypeFailed, claim_or_reuse
+from boolnas.search.config import OBJECTIVES, SearchConfig
+from boolnas.search.cpu_share import CpuShare
+from boolnas.search.deferred_signals import interrupts_deferred
+from boolnas.search.liveness import WORKER, WORKER_NS, Heartbeat
+from boolnas.search.rungs import CANDIDATE, CARRIED, PARENT, RUNG, reuse_key, rung_budget, rung_of
+from boolnas.search.study import HAS_SET_CONSTRAINT, INTERRUPTED
+from boolnas.space import Genotype, make_plan, preset_of
+from boolnas.space.sampling import sample
 
 log = logging.getLogger(__name__)
 

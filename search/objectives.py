@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import optuna
 
-from search.config import OBJECTIVES
+from boolnas.search.config import OBJECTIVES
 
 DEFAULT_OBJECTIVES = ("accuracy", "energy_uJ")
 

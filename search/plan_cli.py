@@ -6,15 +6,15 @@ import json
 import sys
 from typing import Any
 
-from search.cli_support import CONF_DIR, guarded, quiet_interrupt_while_loading, run_cli
+from boolnas.search.cli_support import CONF_DIR, guarded, quiet_interrupt_while_loading, run_cli
 
 quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from space import PRESETS, Task, make_plan  # noqa: E402
-from space.arch_io import load_arch  # noqa: E402
+from boolnas.space import PRESETS, Task, make_plan  # noqa: E402
+from boolnas.space.arch_io import load_arch  # noqa: E402
 
 FORMATS = ("table", "json")
 

@@ -32,9 +32,9 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.pareto import front
-from space import Genotype
-from space.sampling import SearchSpace, sample
+from boolnas.search.pareto import front
+from boolnas.space import Genotype
+from boolnas.space.sampling import SearchSpace, sample
 
 PROPOSERS = ("none", "ehvi")
 PROPOSED = "proposed_ehvi"  # user attr of a proposed trial: its expected hypervolume improvement

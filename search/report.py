@@ -21,11 +21,11 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from search.objectives import columns, directions, study_objectives
-from search.pareto import hypervolume, knee_of, nondominated
-from search.rungs import RungAgreement, SchedulerConfig, rung_agreement
-from space import Genotype
-from space.files import write_text_atomic
+from boolnas.search.objectives import columns, directions, study_objectives
+from boolnas.search.pareto import hypervolume, knee_of, nondominated
+from boolnas.search.rungs import RungAgreement, SchedulerConfig, rung_agreement
+from boolnas.space import Genotype
+from boolnas.space.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,8 @@ def write_reports(study: optuna.Study, out_dir: Path) -> dict[str, Path]:
 
 def write_study_files(results: StudyResults, out_dir: Path) -> dict[str, Path]:
     """trials.csv, pareto.html and report.html of one study (see :func:`write_reports`)."""
-    from search.report_figures import pareto_figure
-    from search.report_html import figure_page, study_page
+    from boolnas.search.report_figures import pareto_figure
+    from boolnas.search.report_html import figure_page, study_page
 
     out_dir = Path(out_dir)
     paths = {"csv": _write(out_dir / "trials.csv", results.df.to_csv(index=False))}
@@ -199,7 +199,7 @@ def comparability(all_results: Sequence[StudyResults]) -> list[str]:
     """Check that studies can share one report. Different objectives: a ValueError (their fronts
     rank different things). Other result-defining settings that differ (data, budget, task,
     energy profile, constraints, space): one warning line per difference, shown in the report."""
-    from search.fingerprint import describe, differences, fingerprint
+    from boolnas.search.fingerprint import describe, differences, fingerprint
 
     if len({r.name for r in all_results}) != len(all_results):
         raise ValueError(f"study= names a study twice: {[r.name for r in all_results]}")
@@ -223,7 +223,7 @@ def write_combined_report(all_results: Sequence[StudyResults], out_dir: Path,
     """One report.html (and a trials.csv with a ``study`` column) overlaying the fronts and the
     hypervolume histories of several studies; a ValueError when they cannot be compared.
     ``own_reports``: each study's own report.html, linked from the combined one."""
-    from search.report_html import combined_page
+    from boolnas.search.report_html import combined_page
 
     if len(all_results) < 2:
         raise ValueError("a combined report needs at least two studies: study=a,b")

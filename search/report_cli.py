@@ -8,7 +8,7 @@ differing settings are warned about on stderr and in the combined report.
 
 from __future__ import annotations
 
-from search.cli_support import quiet_interrupt_while_loading
+from boolnas.search.cli_support import quiet_interrupt_while_loading
 
 quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
 
@@ -22,16 +22,16 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig, ListConfig, OmegaConf  # noqa: E402
 
-from search.cli_support import CONF_DIR, existing_study, guarded, run_cli  # noqa: E402
-from search.config import StorageConfig  # noqa: E402
-from search.report import (  # noqa: E402
+from boolnas.search.cli_support import CONF_DIR, existing_study, guarded, run_cli  # noqa: E402
+from boolnas.search.config import StorageConfig  # noqa: E402
+from boolnas.search.report import (  # noqa: E402
     combined_dir,
     comparability,
     study_results,
     write_combined_report,
     write_study_files,
 )
-from search.study import load_existing  # noqa: E402
+from boolnas.search.study import load_existing  # noqa: E402
 
 log = logging.getLogger("boolnas.report")
 _STUDY_LIST = re.compile(r"^study=([^\[\]'\"=,\s]+(?:,[^\[\]'\"=,\s]+)+)$")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from search.objectives import columns, directions
-from search.report import GENOTYPE_FIELDS, StudyResults, feasible_mask, over_budget_mask
+from boolnas.search.objectives import columns, directions
+from boolnas.search.report import GENOTYPE_FIELDS, StudyResults, feasible_mask, over_budget_mask
 
 # The front figure has a fixed size and margins, so preset labels can be laid out in pixels.
 WIDTH, HEIGHT = 1060, 660

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from search.objectives import columns, directions
-from search.report import GENOTYPE_FIELDS, StudyResults, feasible_mask, over_budget_mask
-from search.report_figures import (
+from boolnas.search.objectives import columns, directions
+from boolnas.search.report import GENOTYPE_FIELDS, StudyResults, feasible_mask, over_budget_mask
+from boolnas.search.report_figures import (
     combined_pareto_figure,
     energy_text,
     hv_figure,

@@ -36,8 +36,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from evaluators.training import Budget
-from search.promotion import next_promotion
+from boolnas.evaluators.training import Budget
+from boolnas.search.promotion import next_promotion
 
 SCHEDULERS = ("none", "asha")
 RANK_SIGNALS = ("accuracy", "loss_sum")  # what promotion ranks a rung's candidates by (with energy)

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from search.cli_support import (
+from boolnas.search.cli_support import (
     CONF_DIR,
     START_GATE_ENV,
     check_output_dir,
@@ -27,15 +27,15 @@ from search.cli_support import (
 
 quiet_interrupt_while_loading()  # Ctrl-C while torch loads: one line, no import traceback
 
-from search.cpu_share import CpuShare, prefer_short_spin  # noqa: E402
+from boolnas.search.cpu_share import CpuShare, prefer_short_spin  # noqa: E402
 
 prefer_short_spin()  # before torch loads libgomp (search/cpu_share.py); the imports below load it
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from search.config import GROUPS, SearchConfig  # noqa: E402
-from search.loop import TooManyFailures, run_search  # noqa: E402
+from boolnas.search.config import GROUPS, SearchConfig  # noqa: E402
+from boolnas.search.loop import TooManyFailures, run_search  # noqa: E402
 
 log = logging.getLogger("boolnas.search")
 
@@ -49,7 +49,7 @@ def _run(cfg: DictConfig) -> None:
     if config.workers > 1:
         from hydra.core.hydra_config import HydraConfig
 
-        from search.workers import run_workers
+        from boolnas.search.workers import run_workers
 
         code = run_workers(config, list(HydraConfig.get().overrides.task))
         if code:
@@ -71,7 +71,7 @@ def _run(cfg: DictConfig) -> None:
 
 
 def _wait_for_supervisor() -> None:
-    from search.workers import wait_at_gate
+    from boolnas.search.workers import wait_at_gate
 
     if not wait_at_gate(sys.stdin.buffer):
         raise SystemExit(0)  # the supervisor refused the run (it says why) or had nothing to do
@@ -81,7 +81,7 @@ def auto_workers(container: dict[str, Any]) -> int:
     """``workers=auto``: one single-threaded worker per usable CPU, the most proxy trials per hour
     on the 2-core machine (benchmarks/bench_concurrency.py: 2 workers x 1 thread against 1 x 2);
     no more workers than trials, nor than GiBs of free memory (each holds its own data set)."""
-    from evaluators.memory import available_bytes
+    from boolnas.evaluators.memory import available_bytes
 
     cpus = CpuShare.from_environment(register=False).cpus
     n_trials = container.get("n_trials")

@@ -30,7 +30,7 @@ from typing import Any
 
 import optuna
 
-from search.config import StorageConfig
+from boolnas.search.config import StorageConfig
 
 ENV_URL = "BOOLNAS_STORAGE_URL"
 CONNECT_TIMEOUT_S = 10  # per connection attempt; opening a study stays well inside 30 s

@@ -12,9 +12,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.config import SamplerConfig, SearchConfig, StorageConfig
-from search.liveness import MAX_RETRY_ATTR
-from search.storage import LOCAL_FILES, display_url, is_local_file, make_storage
+from boolnas.search.config import SamplerConfig, SearchConfig, StorageConfig
+from boolnas.search.liveness import MAX_RETRY_ATTR
+from boolnas.search.storage import LOCAL_FILES, display_url, is_local_file, make_storage
 
 log = logging.getLogger(__name__)
 

@@ -17,24 +17,31 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from search.cli_support import CONF_DIR, check_output_dir, guarded, on_interrupt, quiet_interrupt_while_loading, run_cli
+from boolnas.search.cli_support import (
+    CONF_DIR,
+    check_output_dir,
+    guarded,
+    on_interrupt,
+    quiet_interrupt_while_loading,
+    run_cli,
+)
 
 quiet_interrupt_while_loading()  # Ctrl-C while torch loads: one line, no import traceback
 
-from search.cpu_share import CpuShare, prefer_short_spin  # noqa: E402
+from boolnas.search.cpu_share import CpuShare, prefer_short_spin  # noqa: E402
 
 prefer_short_spin()  # before torch loads libgomp (search/cpu_share.py); the imports below load it
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from evaluators import distributed  # noqa: E402
-from evaluators.accuracy import NETWORKS, proxy_task, save_model, train_genotype, training_curve_html  # noqa: E402
-from evaluators.data import DataConfig, load_dataset, open_streams  # noqa: E402
-from evaluators.distributed import DistContext  # noqa: E402
-from evaluators.training import Budget, resolve_device  # noqa: E402
-from space.arch_io import load_arch  # noqa: E402
-from space.files import write_text_atomic  # noqa: E402
+from boolnas.evaluators import distributed  # noqa: E402
+from boolnas.evaluators.accuracy import NETWORKS, proxy_task, save_model, train_genotype, training_curve_html  # noqa: E402
+from boolnas.evaluators.data import DataConfig, load_dataset, open_streams  # noqa: E402
+from boolnas.evaluators.distributed import DistContext  # noqa: E402
+from boolnas.evaluators.training import Budget, resolve_device  # noqa: E402
+from boolnas.space.arch_io import load_arch  # noqa: E402
+from boolnas.space.files import write_text_atomic  # noqa: E402
 
 log = logging.getLogger("boolnas.train")
 FORMATS = ("table", "json")

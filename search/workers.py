@@ -1,6 +1,6 @@
 """``boolnas-search workers=N``: N worker processes on one study, and a supervisor that watches them.
 
-The supervisor starts each worker as ``python -m search <the same overrides> workers=1
+The supervisor starts each worker as ``python -m boolnas.search <the same overrides> workers=1
 worker_index=i progress=false``, telling it how many workers share the machine
 (``BOOLNAS_LOCAL_WORKERS``), so that each sizes its torch threads to its share of the CPUs
 (search/cpu_share.py) unless the user set ``budget.num_threads``. The workers start at once:
@@ -33,11 +33,11 @@ from typing import IO
 import optuna
 from optuna.trial import TrialState
 
-from search.cli_support import START_GATE_ENV, WORKER_TAG_ENV
-from search.config import SearchConfig
-from search.cpu_share import LOCAL_WORKERS_ENV
-from search.loop import front_size, load_checked_data, prepare_study
-from search.report import write_reports
+from boolnas.search.cli_support import START_GATE_ENV, WORKER_TAG_ENV
+from boolnas.search.config import SearchConfig
+from boolnas.search.cpu_share import LOCAL_WORKERS_ENV
+from boolnas.search.loop import front_size, load_checked_data, prepare_study
+from boolnas.search.report import write_reports
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -48,7 +48,7 @@ OWN_KEYS = ("workers", "worker_index", "progress")  # the supervisor sets these 
 def worker_command(overrides: Sequence[str], index: int) -> list[str]:
     """The command line of worker ``index``: the user's overrides, minus the ones set here."""
     keep = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in OWN_KEYS]
-    return [sys.executable, "-m", "search", *keep, "workers=1", f"worker_index={index}", "progress=false"]
+    return [sys.executable, "-m", "boolnas.search", *keep, "workers=1", f"worker_index={index}", "progress=false"]
 
 
 def run_workers(cfg: SearchConfig, overrides: Sequence[str]) -> int:

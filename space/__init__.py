@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from space.genotype import CHOICES, NUM_STAGES, Genotype
-from space.plan import LayerSpec, Plan, Tap, make_plan
-from space.presets import PRESETS, get_preset, preset_of
-from space.task import FASHION_MNIST, IMAGENET, Task
+from boolnas.space.genotype import CHOICES, NUM_STAGES, Genotype
+from boolnas.space.plan import LayerSpec, Plan, Tap, make_plan
+from boolnas.space.presets import PRESETS, get_preset, preset_of
+from boolnas.space.task import FASHION_MNIST, IMAGENET, Task
 
 if TYPE_CHECKING:
-    from space.builder import build as build
-    from space.sampling import sample as sample
+    from boolnas.space.builder import build as build
+    from boolnas.space.sampling import sample as sample
 
 __all__ = [
     "CHOICES", "NUM_STAGES", "Genotype", "LayerSpec", "Plan", "Tap", "make_plan", "PRESETS",
@@ -26,11 +26,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # torch-heavy and optuna-facing entry points load on first use.
     if name == "build":
-        from space.builder import build
+        from boolnas.space.builder import build
 
         return build
     if name == "sample":
-        from space.sampling import sample
+        from boolnas.space.sampling import sample
 
         return sample
     raise AttributeError(f"module 'space' has no attribute {name!r}")

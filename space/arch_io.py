@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from space.files import write_text_atomic
-from space.genotype import Genotype
-from space.presets import PRESETS, get_preset
-from space.records import read_yaml
+from boolnas.space.files import write_text_atomic
+from boolnas.space.genotype import Genotype
+from boolnas.space.presets import PRESETS, get_preset
+from boolnas.space.records import read_yaml
 
 
 class ArchError(ValueError):

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from space.layers import (
+from boolnas.space.layers import (
     LAS,
     BinaryConv2d,
     ConcatShuffle,
@@ -24,8 +24,8 @@ from space.layers import (
     RPReLU,
     XnorJoin,
 )
-from space.plan import INPUT, LAYER_KINDS, REAL_BITS, LayerSpec, Plan, Tap
-from space.quantizers import MultiSliceSign, ProgressiveWeightBinarizer, RSign
+from boolnas.space.plan import INPUT, LAYER_KINDS, REAL_BITS, LayerSpec, Plan, Tap
+from boolnas.space.quantizers import MultiSliceSign, ProgressiveWeightBinarizer, RSign
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from space.records import record_from_mapping
+from boolnas.space.records import record_from_mapping
 
 NUM_STAGES = 4
 BASE_WIDTHS = (64, 128, 256, 512)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from space.quantizers import ProgressiveWeightBinarizer, clip_bound
+from boolnas.space.quantizers import ProgressiveWeightBinarizer, clip_bound
 
 
 class QuantConv2d(nn.Conv2d):

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from space.genotype import BASE_WIDTHS, NUM_STAGES, Genotype
-from space.task import Task
+from boolnas.space.genotype import BASE_WIDTHS, NUM_STAGES, Genotype
+from boolnas.space.task import Task
 
 REAL_BITS = 32
 INPUT = "input"  # name of the image that feeds the first layer

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from space.genotype import Genotype
+from boolnas.space.genotype import Genotype
 
 PresetFactory = Callable[[], Genotype]
 _REGISTRY: dict[str, PresetFactory] = {}

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from space.genotype import (
+from boolnas.space.genotype import (
     CHOICES,
     GLOBAL_FIELDS,
     MAX_BLOCKS,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from space.records import record_from_mapping
+from boolnas.space.records import record_from_mapping
 
 STEM_STYLES = ("imagenet", "small")
 

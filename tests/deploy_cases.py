@@ -21,9 +21,9 @@ import pytest
 import torch
 from torch import nn
 
-from space import PRESETS, Genotype, Task, get_preset
-from space.builder import PlanNetwork
-from space.genotype import CHOICES, GLOBAL_FIELDS, NUM_STAGES, PER_STAGE_FIELDS, PER_TRANSITION_FIELDS
+from boolnas.space import PRESETS, Genotype, Task, get_preset
+from boolnas.space.builder import PlanNetwork
+from boolnas.space.genotype import CHOICES, GLOBAL_FIELDS, NUM_STAGES, PER_STAGE_FIELDS, PER_TRANSITION_FIELDS
 
 SMALL = Task(input_size=12, in_channels=1, num_classes=10, width_mult=0.25, stem="small")
 IMAGENET_STEM = Task(input_size=32, in_channels=3, num_classes=10, width_mult=0.25, stem="imagenet")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from space.genotype import (
+from boolnas.space.genotype import (
     CHOICES,
     GLOBAL_FIELDS,
     NUM_STAGES,

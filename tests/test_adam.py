@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from evaluators.adam import AVAILABLE, FusedAdam
+from boolnas.evaluators.adam import AVAILABLE, FusedAdam
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="this torch has no fused Adam kernel")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evaluators.energy import estimate, load_profile
-from space import IMAGENET, make_plan
-from space.sampling import enumerate_space
+from boolnas.evaluators.energy import estimate, load_profile
+from boolnas.space import IMAGENET, make_plan
+from boolnas.space.sampling import enumerate_space
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_SPACE = REPO / "conf" / "space" / "bench.yaml"
@@ -159,7 +159,7 @@ def test_replay_with_two_rungs_promoted_by_the_training_loss_sum(tmp_path: Path)
     sys.path.insert(0, str(REPO / "benchmarks"))
     import replay
 
-    from search.objective import training_loss_sum
+    from boolnas.search.objective import training_loss_sum
 
     entries = replay.load_table(table, "f1")
     lookup = replay.TableLookup(entries, "f1", by_budget=True)

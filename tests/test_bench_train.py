@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators.fp32_twin import BasicBlock, fp32_twin
-from space import PRESETS, Task, get_preset, make_plan
+from boolnas.evaluators.fp32_twin import BasicBlock, fp32_twin
+from boolnas.space import PRESETS, Task, get_preset, make_plan
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -90,10 +90,12 @@ class _Hide:
             raise ImportError(name + " is hidden (a bare GPU machine)")
         return None
 sys.meta_path.insert(0, _Hide())
-import space, evaluators.training, evaluators.accuracy, evaluators.data, evaluators.zero_cost
-import evaluators.fp32_twin, evaluators.two_step, evaluators.distributed, evaluators.batches
-from space.builder import build
 sys.path.insert(0, "benchmarks")
+import _checkout  # boolnas from this checkout where it is not installed, as gpu_check.sh does
+import boolnas.space, boolnas.evaluators.training, boolnas.evaluators.accuracy, boolnas.evaluators.data
+import boolnas.evaluators.zero_cost, boolnas.evaluators.fp32_twin, boolnas.evaluators.two_step
+import boolnas.evaluators.distributed, boolnas.evaluators.batches
+from boolnas.space.builder import build
 import bench_train
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {blocked!r})
 assert not loaded, loaded

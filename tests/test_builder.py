@@ -9,10 +9,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from strategies import genotypes
 
-import space
-from space import PRESETS, Genotype, Plan, Tap, Task, get_preset, make_plan
-from space.builder import ConvLayer, PlanError, PlanNetwork, build
-from space.quantizers import ProgressiveWeightBinarizer, RSign
+import boolnas.space as space
+from boolnas.space import PRESETS, Genotype, Plan, Tap, Task, get_preset, make_plan
+from boolnas.space.builder import ConvLayer, PlanError, PlanNetwork, build
+from boolnas.space.quantizers import ProgressiveWeightBinarizer, RSign
 
 SMALL = Task(input_size=28, in_channels=1, num_classes=10, width_mult=0.25, stem="small")
 CIFAR_SMALL = Task(input_size=32, in_channels=3, num_classes=10, width_mult=0.25, stem="small")
@@ -153,7 +153,7 @@ def test_sign_grad_picks_the_activation_estimator() -> None:
     for grad in ("ste", "approx"):
         plan = make_plan(Genotype(sign_grad=grad), SMALL)
         net = build(plan)
-        from space.quantizers import MultiSliceSign
+        from boolnas.space.quantizers import MultiSliceSign
 
         signs = [m for m in net.modules() if isinstance(m, MultiSliceSign)]
         assert signs and all(m.grad == grad for m in signs)

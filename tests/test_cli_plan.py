@@ -6,11 +6,11 @@ import json
 import subprocess
 import sys
 
-from space import PRESETS
+from boolnas.space import PRESETS
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "search.plan_cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "boolnas.search.plan_cli", *args], capture_output=True,
                           text=True, timeout=120)
 
 

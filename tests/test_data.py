@@ -11,7 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluators.data import FASHION_MNIST_FILES, FASHION_MNIST_ROOT, DataConfig, DatasetError, load_dataset, read_idx
+from boolnas.evaluators.data import (
+    FASHION_MNIST_FILES,
+    FASHION_MNIST_ROOT,
+    DataConfig,
+    DatasetError,
+    load_dataset,
+    read_idx,
+)
 
 HAVE_FASHION = Path(FASHION_MNIST_ROOT, "train-images-idx3-ubyte.gz").is_file()
 

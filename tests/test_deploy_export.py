@@ -28,15 +28,15 @@ import torch
 from deploy_cases import SMALL, cases, one_torch_thread, trained_like  # noqa: F401  (autouse fixture)
 from onnx import numpy_helper
 
-from evaluators.accuracy import load_model, save_model
-from evaluators.deploy import compare, export_network, metadata, onnx_candidate, random_images, to_inference
-from evaluators.deploy.fold import integer_thresholds
-from evaluators.deploy.inference import SliceSign, ThresholdSign
-from evaluators.deploy.onnx_export import OUTPUT_NAME, run_onnx, to_onnx
-from evaluators.deploy.parity import torch_candidate
-from evaluators.deploy.torchscript_export import load_torchscript
-from space import Task, get_preset, make_plan
-from space.builder import build
+from boolnas.evaluators.accuracy import load_model, save_model
+from boolnas.evaluators.deploy import compare, export_network, metadata, onnx_candidate, random_images, to_inference
+from boolnas.evaluators.deploy.fold import integer_thresholds
+from boolnas.evaluators.deploy.inference import SliceSign, ThresholdSign
+from boolnas.evaluators.deploy.onnx_export import OUTPUT_NAME, run_onnx, to_onnx
+from boolnas.evaluators.deploy.parity import torch_candidate
+from boolnas.evaluators.deploy.torchscript_export import load_torchscript
+from boolnas.space import Task, get_preset, make_plan
+from boolnas.space.builder import build
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = 256
@@ -192,7 +192,7 @@ def test_onnx_artifact_carries_its_metadata_and_a_free_batch_size(tmp_path: Path
 def run_export(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     script = Path(sys.executable).parent / "boolnas-export"
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "search.export_cli"]
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "boolnas.search.export_cli"]
     return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
@@ -236,7 +236,7 @@ def test_cli_exports_a_trained_model_as_torchscript_beside_it(tmp_path: Path) ->
 @pytest.fixture()
 def in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator:
     """Run ``boolnas-export`` in this process (bad input exits before any heavy work)."""
-    from search import export_cli
+    from boolnas.search import export_cli
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     monkeypatch.chdir(tmp_path)

@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators.batches import GlobalBatchSampler
-from evaluators.data import DataConfig, load_dataset, open_streams
-from evaluators.distributed import DistContext
-from evaluators.training import Budget, train
+from boolnas.evaluators.batches import GlobalBatchSampler
+from boolnas.evaluators.data import DataConfig, load_dataset, open_streams
+from boolnas.evaluators.distributed import DistContext
+from boolnas.evaluators.training import Budget, train
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -143,7 +143,7 @@ def test_torchrun_restarts_a_killed_rank_and_the_run_resumes_from_its_checkpoint
     """Two gloo processes train budget=full; rank 1 is SIGKILLed after the first checkpoint;
     torchrun restarts both, they resume from the checkpoint and finish with one model.pt."""
     run_dir = tmp_path / "run"
-    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--max-restarts=1", "-m", "search.train_cli",
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--max-restarts=1", "-m", "boolnas.search.train_cli",
            "progress=false", "format=json", "data=synthetic", "data.num_train=256", "data.val_size=64",
            "data.num_test=64", "arch=basenet18_k1", "budget=full", "budget.epochs=3", "budget.width_mult=0.25",
            "budget.batch_size=64", "budget.data_workers=1", f"run_dir={run_dir}"]

@@ -9,14 +9,14 @@ import math
 
 import pytest
 
-from evaluators.energy import estimate, load_profile
-from evaluators.energy.calibration import (
+from boolnas.evaluators.energy import estimate, load_profile
+from boolnas.evaluators.energy.calibration import (
     PAPER_ENERGY_UJ,
     calibration,
     calibration_markdown,
     headline_ratio,
 )
-from space import IMAGENET, PRESETS, get_preset, make_plan
+from boolnas.space import IMAGENET, PRESETS, get_preset, make_plan
 
 PROFILE = load_profile("boolnet65nm")
 ROWS = {row.arch: row for row in calibration(PROFILE)}

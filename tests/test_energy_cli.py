@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from evaluators.energy.profile import PROFILE_DIR
-from space import PRESETS
+from boolnas.evaluators.energy.profile import PROFILE_DIR
+from boolnas.space import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {
@@ -31,7 +31,7 @@ KEYS = {
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "search.energy_cli", *args],
+        [sys.executable, "-m", "boolnas.search.energy_cli", *args],
         capture_output=True,
         text=True,
         timeout=180,

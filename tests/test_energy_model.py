@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile
-from space import IMAGENET, Genotype, get_preset, make_plan
-from space.genotype import (
+from boolnas.evaluators.energy import EnergyReport, HardwareProfile, estimate, load_profile
+from boolnas.space import IMAGENET, Genotype, get_preset, make_plan
+from boolnas.space.genotype import (
     CHOICES,
     GLOBAL_FIELDS,
     NUM_STAGES,

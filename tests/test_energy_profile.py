@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evaluators.energy import UNIT_NAMES, HardwareProfile, ProfileError, load_profile
-from evaluators.energy.profile import PROFILE_DIR
+from boolnas.evaluators.energy import UNIT_NAMES, HardwareProfile, ProfileError, load_profile
+from boolnas.evaluators.energy.profile import PROFILE_DIR
 
 SHIPPED = ("boolnet65nm", "horowitz45nm")
 

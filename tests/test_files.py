@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from space.files import write_atomic, write_text_atomic
+from boolnas.space.files import write_atomic, write_text_atomic
 
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

@@ -7,8 +7,8 @@ import yaml
 from hypothesis import given, settings
 from strategies import genotypes
 
-from space import PRESETS, Genotype, get_preset
-from space.genotype import CHOICES
+from boolnas.space import PRESETS, Genotype, get_preset
+from boolnas.space.genotype import CHOICES
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -31,8 +31,7 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = {"plan": "search.plan_cli", "energy": "search.energy_cli", "train": "search.train_cli",
-           "search": "search.search_cli", "report": "search.report_cli", "export": "search.export_cli"}
+MODULES = {name: f"boolnas.search.{name}_cli" for name in ("plan", "energy", "train", "search", "report", "export")}
 # Small, fast data and training for the train / search cases that get past their first check.
 SYNTHETIC = "data=synthetic"  # search cases: no dependence on the Fashion-MNIST install
 SYNTH = ["data=synthetic", "data.num_train=64", "data.val_size=16", "data.num_test=16", "progress=false"]
@@ -310,8 +309,8 @@ def _make_inputs(root: Path) -> Path:
     (root / "garbage.pt").write_bytes(np.random.default_rng(1).bytes(4096))
     torch.save({"model": _System(root / "pwned")}, root / "evil.pt")
     torch.save({"weights": torch.zeros(3)}, root / "dict.pt")
-    from evaluators.accuracy import build_for, save_model
-    from space import Task, get_preset
+    from boolnas.evaluators.accuracy import build_for, save_model
+    from boolnas.space import Task, get_preset
 
     genotype = get_preset("basenet18_k1")
     small = Task(input_size=8, in_channels=1, num_classes=10, width_mult=0.25, stem="small")

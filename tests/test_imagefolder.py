@@ -17,11 +17,11 @@ import torch
 import yaml
 from PIL import Image
 
-from evaluators.accuracy import load_model, train_genotype
-from evaluators.data import DataConfig, DatasetError, load_dataset, open_streams, scan_image_folder
-from evaluators.data.transforms import ImageTransform, pad_random_crop, random_resized_crop
-from evaluators.training import Budget
-from space import get_preset
+from boolnas.evaluators.accuracy import load_model, train_genotype
+from boolnas.evaluators.data import DataConfig, DatasetError, load_dataset, open_streams, scan_image_folder
+from boolnas.evaluators.data.transforms import ImageTransform, pad_random_crop, random_resized_crop
+from boolnas.evaluators.training import Budget
+from boolnas.space import get_preset
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("ankle", "bag", "coat", "dress")
@@ -202,7 +202,7 @@ def test_the_tiny_budget_learns_an_image_folder(tree: Path) -> None:
     assert result.val_accuracy > 0.5  # four classes: chance is 0.25
 
 
-CLI = [sys.executable, "-m", "search.train_cli", "progress=false", "format=json"]
+CLI = [sys.executable, "-m", "boolnas.search.train_cli", "progress=false", "format=json"]
 
 
 def test_the_full_budget_streams_an_image_folder_and_writes_the_model(tree: Path, tmp_path: Path) -> None:

@@ -43,19 +43,18 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from evaluators.training import TrainResult
-from search.cli_support import CONF_DIR
-from search.config import SearchConfig
-from search.deferred_signals import interrupts_deferred
-from search.liveness import WORKER_NS
-from search.loop import prepare_study, run_search
-from search.study import enqueue_presets
-from space import get_preset
-from space.sampling import sample
+from boolnas.evaluators.training import TrainResult
+from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.config import SearchConfig
+from boolnas.search.deferred_signals import interrupts_deferred
+from boolnas.search.liveness import WORKER_NS
+from boolnas.search.loop import prepare_study, run_search
+from boolnas.search.study import enqueue_presets
+from boolnas.space import get_preset
+from boolnas.space.sampling import sample
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = {"plan": "search.plan_cli", "energy": "search.energy_cli", "train": "search.train_cli",
-           "search": "search.search_cli", "report": "search.report_cli", "export": "search.export_cli"}
+MODULES = {name: f"boolnas.search.{name}_cli" for name in ("plan", "energy", "train", "search", "report", "export")}
 CONFIGS = {"plan": "plan_cli", "energy": "energy_cli", "train": "train_cli", "search": "search",
            "report": "report_cli", "export": "export_cli"}
 FAST = ["data=synthetic", "data.num_train=256", "data.val_size=64", "data.num_test=64", "budget=tiny",
@@ -490,7 +489,7 @@ def test_a_failed_atomic_write_names_the_target_and_keeps_the_old_file(tmp_path:
     # a file where a folder should be: NotADirectoryError about the target, not a temp file
     blocker = tmp_path / "plain"
     blocker.write_text("")
-    from space.files import write_text_atomic
+    from boolnas.space.files import write_text_atomic
 
     with pytest.raises(NotADirectoryError) as caught:
         write_text_atomic(blocker / "sub" / "a.csv", "x")
@@ -535,7 +534,7 @@ def test_a_folder_with_both_storages_needs_storage_named(journal_study: Path, tm
 ])
 def test_the_storage_is_taken_from_the_study_folders_only_when_not_named(
         tmp_path: Path, study: str, argv_storage: str | None, expected: str | None) -> None:
-    from search.cli_support import storage_from_folder
+    from boolnas.search.cli_support import storage_from_folder
 
     for name, file in (("a", "journal.log"), ("b", "journal.log"), ("c", "study.db"), ("d", "study.db")):
         (tmp_path / name).mkdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from space.layers import ConcatShuffle, channel_shuffle, replicate_pad
+from boolnas.space.layers import ConcatShuffle, channel_shuffle, replicate_pad
 
 
 def _reference_pad(x: torch.Tensor, p: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from space.layers import (
+from boolnas.space.layers import (
     LAS,
     BinaryConv2d,
     ConcatShuffle,
@@ -18,7 +18,7 @@ from space.layers import (
     logic_or,
     xnor,
 )
-from space.quantizers import (
+from boolnas.space.quantizers import (
     MultiSliceSign,
     ProgressiveWeightBinarizer,
     RSign,
@@ -195,7 +195,7 @@ def test_weight_binarizer_gradient_is_clipped_straight_through() -> None:
     g = _grad_of(WeightBinarizer(), w, up)
     assert torch.allclose(g, _grad_of(reference, w, up), atol=1e-6)
     # Through the sign alone, entries with |W| > 1 get no gradient.
-    from space.quantizers import _WeightFn
+    from boolnas.space.quantizers import _WeightFn
 
     g_sign = _grad_of(lambda t: _WeightFn.apply(t, None), w, up)
     assert torch.equal(g_sign, up * (w.abs() <= 1))
@@ -224,7 +224,7 @@ def test_progressive_binarizer_soft_in_training_hard_in_eval() -> None:
 def test_progressive_binarizer_gradient_ignores_temperature() -> None:
     w = _weights()
     up = torch.randn_like(w)
-    from space.quantizers import _WeightFn
+    from boolnas.space.quantizers import _WeightFn
 
     g = _grad_of(lambda x: _WeightFn.apply(x, 0.25), w, up)
     assert torch.equal(g, up * (w.abs() <= 1))  # clipped identity, no 1/T factor

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluators import memory
+from boolnas.evaluators import memory
 
 
 def test_available_bytes_reads_linux_memavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -13,11 +13,11 @@ from optuna.trial import TrialState
 from test_scaleout import SEARCH, _during_search, _kill_mid_trial, _running, rows_of, search
 from test_search import compose_cfg
 
-from evaluators.training import TrainResult
-from search.loop import run_search
-from search.promotion import promotion_order
-from search.report import study_results, trials_frame
-from space import Genotype
+from boolnas.evaluators.training import TrainResult
+from boolnas.search.loop import run_search
+from boolnas.search.promotion import promotion_order
+from boolnas.search.report import study_results, trials_frame
+from boolnas.space import Genotype
 
 ASHA = ["scheduler=asha", "scheduler.rungs=[0.5,1,2]", "scheduler.eta=3", "seed_presets=false", "sampler=random"]
 

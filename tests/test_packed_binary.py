@@ -10,10 +10,10 @@ import pytest
 import torch
 from deploy_cases import cases, one_torch_thread, trained_like  # noqa: F401  (autouse fixture)
 
-from evaluators.deploy.packed_binary import binary_conv2d_packed, check_network, pack_bits, popcount
-from evaluators.energy import estimate, load_profile
-from space import IMAGENET, PRESETS, get_preset, make_plan
-from space.builder import build
+from boolnas.evaluators.deploy.packed_binary import binary_conv2d_packed, check_network, pack_bits, popcount
+from boolnas.evaluators.energy import estimate, load_profile
+from boolnas.space import IMAGENET, PRESETS, get_preset, make_plan
+from boolnas.space.builder import build
 
 CASES = cases()
 PROFILE = load_profile("boolnet65nm")

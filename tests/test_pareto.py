@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search.pareto import dominates, front, knee, knee_of, nondominated, pareto_mask
+from boolnas.search.pareto import dominates, front, knee, knee_of, nondominated, pareto_mask
 
 # few distinct values, so ties in accuracy, energy and whole points are common
 POINTS = st.lists(st.tuples(st.sampled_from([0.0, 0.1, 0.5, 0.7, 0.9]), st.sampled_from([1.0, 2.0, 5.0, 9.0])),

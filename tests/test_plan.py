@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from space import IMAGENET, PRESETS, Genotype, Task, get_preset, make_plan
-from space.plan import INPUT
+from boolnas.space import IMAGENET, PRESETS, Genotype, Task, get_preset, make_plan
+from boolnas.space.plan import INPUT
 
 # ImageNet OPs (x1e8) of the reference table, and BOPs measured on the released code.
 REFERENCE_OPS = {

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search.pareto import dominates
-from search.promotion import crowding_distances, next_promotion, nondominated_fronts, promotion_order
-from search.rungs import SchedulerConfig, rung_agreement, rung_budget, rung_state
+from boolnas.search.pareto import dominates
+from boolnas.search.promotion import crowding_distances, next_promotion, nondominated_fronts, promotion_order
+from boolnas.search.rungs import SchedulerConfig, rung_agreement, rung_budget, rung_state
 
 POINTS = st.lists(st.tuples(st.sampled_from([0.1, 0.4, 0.5, 0.8, 0.9]), st.sampled_from([1.0, 2.0, 3.0, 7.0])),
                   max_size=30)
@@ -142,7 +142,7 @@ def test_bad_scheduler_options_are_refused(options: dict, message: str) -> None:
 
 
 def test_rung_budgets_scale_the_training_images() -> None:
-    from evaluators.training import Budget
+    from boolnas.evaluators.training import Budget
 
     sched = SchedulerConfig(name="asha", rungs=(0.25, 1.0, 4.0))
     budget = Budget(train_subset=8192, batch_size=32)

@@ -9,9 +9,9 @@ import pytest
 from optuna.trial import TrialState
 from test_search import StubTrain, compose_cfg
 
-from search.loop import run_search
-from search.pareto import hypervolume
-from search.proposals import PROPOSED, LinearModel, ProposerConfig, expected_hv_improvement
+from boolnas.search.loop import run_search
+from boolnas.search.pareto import hypervolume
+from boolnas.search.proposals import PROPOSED, LinearModel, ProposerConfig, expected_hv_improvement
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from evaluators.accuracy import proxy_task, train_genotype
-from evaluators.data import DataConfig, load_dataset
-from evaluators.training import Budget, lr_factor, make_optimizer, to_channels_last
-from space import get_preset, make_plan
-from space.builder import build
-from space.layers import BinaryConv2d
+from boolnas.evaluators.accuracy import proxy_task, train_genotype
+from boolnas.evaluators.data import DataConfig, load_dataset
+from boolnas.evaluators.training import Budget, lr_factor, make_optimizer, to_channels_last
+from boolnas.space import get_preset, make_plan
+from boolnas.space.builder import build
+from boolnas.space.layers import BinaryConv2d
 
 SYNTH = DataConfig(name="synthetic", val_size=128, num_train=512, num_test=64)
 TINY = Budget(name="tiny", batch_size=32, lr=0.005, width_mult=0.25, train_subset=256)

@@ -18,13 +18,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from search.cli_support import CONF_DIR
-from search.config import SearchConfig
-from search.loop import run_search
-from search.objectives import columns, directions
-from search.pareto import knee_of
-from search.report import feasible_mask, over_budget_mask, study_results
-from search.report_figures import (
+from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.config import SearchConfig
+from boolnas.search.loop import run_search
+from boolnas.search.objectives import columns, directions
+from boolnas.search.pareto import knee_of
+from boolnas.search.report import feasible_mask, over_budget_mask, study_results
+from boolnas.search.report_figures import (
     label_size,
     layers_figure,
     log_ticks,
@@ -50,7 +50,7 @@ def search(root: Path, *overrides: str) -> None:
 
 
 def report_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "search.report_cli", f"results_dir={root}", *args],
+    return subprocess.run([sys.executable, "-m", "boolnas.search.report_cli", f"results_dir={root}", *args],
                           capture_output=True, text=True, timeout=300)
 
 

@@ -8,8 +8,8 @@ import optuna
 import pytest
 import yaml
 
-from space import PRESETS, Genotype, get_preset, sample
-from space.sampling import SearchSpace
+from boolnas.space import PRESETS, Genotype, get_preset, sample
+from boolnas.space.sampling import SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPACE = yaml.safe_load((ROOT / "conf/space/boolnet.yaml").read_text())

@@ -22,15 +22,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
-from search.cli_support import CONF_DIR
-from search.config import StorageConfig
-from search.objective import _give_back, _surplus
-from search.storage import masked, resolve_url
+from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.config import StorageConfig
+from boolnas.search.objective import _give_back, _surplus
+from boolnas.search.storage import masked, resolve_url
 
 FAST = ["data=synthetic", "data.num_train=256", "data.val_size=64", "data.num_test=64", "budget=tiny",
         "budget.train_subset=64", "budget.val_subset=64", "budget.batch_size=32", "budget.resolution=8",
         "budget.bn_recalibration=1", "budget.num_threads=1", "progress=false", "zero_cost=false"]
-SEARCH = [sys.executable, "-m", "search", *FAST]
+SEARCH = [sys.executable, "-m", "boolnas.search", *FAST]
 # A space of two genotypes: parallel workers keep sampling the same ones, so every trial after
 # the first two must reuse a result instead of training again.
 TWO_POINTS = ["space.shortcut=[binary]", "space.slices=[1,4]", "space.downsample=[binary_maxpool]",
@@ -203,8 +203,9 @@ def test_three_workers_on_postgres(tmp_path: Path, postgres_url: str) -> None:
         if f.is_file():
             assert password not in f.read_text(errors="replace"), f
     assert password not in str(study.user_attrs)
-    exported = subprocess.run([sys.executable, "-m", "search.export_cli", "study=pg3", f"results_dir={tmp_path}",
-                               "storage=postgres", "top_k=2"], capture_output=True, text=True, timeout=300,
+    exported = subprocess.run([sys.executable, "-m", "boolnas.search.export_cli", "study=pg3",
+                               f"results_dir={tmp_path}", "storage=postgres", "top_k=2"],
+                              capture_output=True, text=True, timeout=300,
                               env={**os.environ, "BOOLNAS_STORAGE_URL": postgres_url})
     assert exported.returncode == 0, exported.stderr
     for path in exported.stdout.split():
@@ -307,7 +308,7 @@ def test_surplus_trial_gives_its_slot_and_queued_candidate_back() -> None:
 
 
 def _open_storage(directory: str, results: Queue) -> None:
-    from search.storage import make_storage
+    from boolnas.search.storage import make_storage
 
     try:
         make_storage(StorageConfig(), Path(directory))

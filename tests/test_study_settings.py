@@ -12,12 +12,12 @@ import yaml
 from optuna.trial import TrialState
 from test_search import FAST, StubTrain, compose_cfg
 
-from search.export import export, select
-from search.fingerprint import SettingsChanged, differences, fingerprint
-from search.loop import run_search
-from search.objectives import study_objectives
-from search.pareto import knee_of, nondominated
-from search.report import trials_frame
+from boolnas.search.export import export, select
+from boolnas.search.fingerprint import SettingsChanged, differences, fingerprint
+from boolnas.search.loop import run_search
+from boolnas.search.objectives import study_objectives
+from boolnas.search.pareto import knee_of, nondominated
+from boolnas.search.report import trials_frame
 
 BASE = ["study=s", "n_trials=4", "seed_presets=false", "sampler=random", "zero_cost=false"]
 
@@ -93,7 +93,8 @@ def test_fingerprint_ignores_where_the_training_runs() -> None:
 
 
 def test_the_readme_demo_then_a_mixed_resume_exits_2_and_the_right_resume_works(tmp_path: Path) -> None:
-    demo = [sys.executable, "-m", "search", "study=demo", f"results_dir={tmp_path}", "data=synthetic", "budget=tiny",
+    demo = [sys.executable, "-m", "boolnas.search", "study=demo", f"results_dir={tmp_path}", "data=synthetic",
+            "budget=tiny",
             "constraints.max_energy_uJ=2000", "progress=false", "seed_presets=false", "zero_cost=false",
             "data.num_train=256", "data.val_size=64", "data.num_test=64"]
     first = subprocess.run([*demo, "n_trials=2"], capture_output=True, text=True, timeout=600)
@@ -153,15 +154,15 @@ def test_knee_and_export_use_every_objective(three_objectives: optuna.Study, tmp
 
 
 def test_exported_reproduce_line_retrains_to_the_recorded_accuracy(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "search", *FAST, f"results_dir={tmp_path}", "study=r", "n_trials=1",
-                          "seed_presets=[basenet18_k1]", "zero_cost=false"], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run([sys.executable, "-m", "boolnas.search", *FAST, f"results_dir={tmp_path}", "study=r",
+                          "n_trials=1", "seed_presets=[basenet18_k1]", "zero_cost=false"],
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path}/r/study.db")
     payload = yaml.safe_load(export(study, tmp_path / "archs", 1, "pareto")[0].read_text())
     cmd = payload["reproduce"].split()
     assert cmd[0] == "boolnas-train"
-    run = subprocess.run([sys.executable, "-m", "search.train_cli", *cmd[1:], "format=json", "budget.num_threads=1",
-                          "progress=false"], capture_output=True, text=True, timeout=600)
+    run = subprocess.run([sys.executable, "-m", "boolnas.search.train_cli", *cmd[1:], "format=json",
+                          "budget.num_threads=1", "progress=false"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert yaml.safe_load(run.stdout)["accuracy"] == pytest.approx(payload["metrics"]["accuracy"])

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluators.accuracy import load_model, proxy_task, save_model, train_genotype
-from evaluators.data import DataConfig, load_dataset
-from evaluators.training import Budget, train
-from space import get_preset, make_plan
-from space.builder import build
+from boolnas.evaluators.accuracy import load_model, proxy_task, save_model, train_genotype
+from boolnas.evaluators.data import DataConfig, load_dataset
+from boolnas.evaluators.training import Budget, train
+from boolnas.space import get_preset, make_plan
+from boolnas.space.builder import build
 
 SYNTH = DataConfig(name="synthetic", val_size=256, num_train=1024, num_test=256)
 TINY = Budget(name="tiny", epochs=2, batch_size=64, lr=0.005, width_mult=0.25, train_subset=512)
@@ -96,7 +96,7 @@ def test_bad_budget_values_are_refused(field: str, value: object, message: str) 
 
 
 # ------------------------------------------------------------------------------------ CLI
-CLI = [sys.executable, "-m", "search.train_cli", "progress=false"]
+CLI = [sys.executable, "-m", "boolnas.search.train_cli", "progress=false"]
 SYNTH_ARGS = ["data=synthetic", "data.num_train=512", "data.val_size=128"]
 KEYS = {"accuracy", "val_accuracy", "test_accuracy", "epochs", "time_s", "images_per_s", "diverged"}
 

@@ -13,15 +13,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluators.accuracy import build_network, load_model, proxy_task, save_model, train_genotype
-from evaluators.data import DataConfig, load_dataset
-from evaluators.fp32_twin import Fp32Twin
-from evaluators.training import Budget, distillation_loss
-from evaluators.two_step import RealWeights, use_real_weights
-from space import get_preset
-from space.builder import build
-from space.layers import BinaryConv2d
-from space.quantizers import ProgressiveWeightBinarizer
+from boolnas.evaluators.accuracy import build_network, load_model, proxy_task, save_model, train_genotype
+from boolnas.evaluators.data import DataConfig, load_dataset
+from boolnas.evaluators.fp32_twin import Fp32Twin
+from boolnas.evaluators.training import Budget, distillation_loss
+from boolnas.evaluators.two_step import RealWeights, use_real_weights
+from boolnas.space import get_preset
+from boolnas.space.builder import build
+from boolnas.space.layers import BinaryConv2d
+from boolnas.space.quantizers import ProgressiveWeightBinarizer
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTH = DataConfig(name="synthetic", val_size=256, num_train=1024, num_test=256)
@@ -126,7 +126,7 @@ def test_two_steps_train_binary_networks_only(data) -> None:
 def test_the_cli_trains_the_two_step_budget_with_a_teacher(teacher_path: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     out = subprocess.run(
-        [sys.executable, "-m", "search.train_cli", "progress=false", "format=json", "data=synthetic",
+        [sys.executable, "-m", "boolnas.search.train_cli", "progress=false", "format=json", "data=synthetic",
          "data.num_train=256", "data.val_size=128", "data.num_test=128", "arch=reactnet18", "budget=full_two_step",
          "budget.epochs=2", "budget.batch_size=64", "budget.width_mult=0.25", "budget.data_workers=0",
          "budget.bn_recalibration=2",

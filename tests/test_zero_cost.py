@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from evaluators.zero_cost import ZERO_COST_METRICS, gradient_scores, naswot, zero_cost_scores
-from space import PRESETS, Task, get_preset, make_plan
-from space.builder import PlanNetwork, build
+from boolnas.evaluators.zero_cost import ZERO_COST_METRICS, gradient_scores, naswot, zero_cost_scores
+from boolnas.space import PRESETS, Task, get_preset, make_plan
+from boolnas.space.builder import PlanNetwork, build
 
 TASK = Task(input_size=14, in_channels=1, num_classes=10, width_mult=0.25, stem="small")
 BATCH = 16

@@ -11,13 +11,13 @@ how to fix it.
 
 from __future__ import annotations
 
-from evaluators.data.cifar10 import CIFAR10_TEST, CIFAR10_TRAIN
-from evaluators.data.config import DATASETS, DataConfig, DatasetError
-from evaluators.data.fashion_mnist import FASHION_MNIST_FILES, FASHION_MNIST_ROOT, read_idx
-from evaluators.data.imagefolder import IMAGE_SUFFIXES, ImageFolder, scan_image_folder
-from evaluators.data.loading import NORMALIZATION, check_dataset, load_dataset, open_streams
-from evaluators.data.streams import Streams
-from evaluators.data.tensors import Dataset
+from boolnas.evaluators.data.cifar10 import CIFAR10_TEST, CIFAR10_TRAIN
+from boolnas.evaluators.data.config import DATASETS, DataConfig, DatasetError
+from boolnas.evaluators.data.fashion_mnist import FASHION_MNIST_FILES, FASHION_MNIST_ROOT, read_idx
+from boolnas.evaluators.data.imagefolder import IMAGE_SUFFIXES, ImageFolder, scan_image_folder
+from boolnas.evaluators.data.loading import NORMALIZATION, check_dataset, load_dataset, open_streams
+from boolnas.evaluators.data.streams import Streams
+from boolnas.evaluators.data.tensors import Dataset
 
 __all__ = [
     "CIFAR10_TEST", "CIFAR10_TRAIN", "DATASETS", "FASHION_MNIST_FILES", "FASHION_MNIST_ROOT", "IMAGE_SUFFIXES",

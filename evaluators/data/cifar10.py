@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluators.data.config import DatasetError, check_dir
+from boolnas.evaluators.data.config import DatasetError, check_dir
 
 CIFAR10_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR10_TEST = "test_batch"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from space.records import record_from_mapping
+from boolnas.space.records import record_from_mapping
 
 DATASETS = ("fashion_mnist", "cifar10", "synthetic", "imagefolder")
 

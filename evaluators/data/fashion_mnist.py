@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluators.data.config import DatasetError, check_dir
+from boolnas.evaluators.data.config import DatasetError, check_dir
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FILES = {

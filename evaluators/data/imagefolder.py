@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from evaluators.data.config import DataConfig, DatasetError, check_dir
-from evaluators.data.transforms import ImageTransform, to_float
+from boolnas.evaluators.data.config import DataConfig, DatasetError, check_dir
+from boolnas.evaluators.data.transforms import ImageTransform, to_float
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluators.data.cifar10 import CIFAR_ROOT_HINT, check_cifar10, load_cifar10
-from evaluators.data.config import DataConfig, DatasetError, per_channel
-from evaluators.data.fashion_mnist import FASHION_MNIST_ROOT, check_fashion_mnist, load_fashion_mnist
-from evaluators.data.imagefolder import (
+from boolnas.evaluators.data.cifar10 import CIFAR_ROOT_HINT, check_cifar10, load_cifar10
+from boolnas.evaluators.data.config import DataConfig, DatasetError, per_channel
+from boolnas.evaluators.data.fashion_mnist import FASHION_MNIST_ROOT, check_fashion_mnist, load_fashion_mnist
+from boolnas.evaluators.data.imagefolder import (
     STATS_IMAGES,
     FileList,
     ImageFolder,
@@ -22,11 +22,11 @@ from evaluators.data.imagefolder import (
     open_image,
     scan_image_folder,
 )
-from evaluators.data.streams import ArrayImages, FolderImages, Streams
-from evaluators.data.synthetic import synthetic
-from evaluators.data.tensors import Dataset, normalize_images, split, validation_order
-from evaluators.data.transforms import ArrayTransform, ImageTransform
-from evaluators.memory import images_bytes, require
+from boolnas.evaluators.data.streams import ArrayImages, FolderImages, Streams
+from boolnas.evaluators.data.synthetic import synthetic
+from boolnas.evaluators.data.tensors import Dataset, normalize_images, split, validation_order
+from boolnas.evaluators.data.transforms import ArrayTransform, ImageTransform
+from boolnas.evaluators.memory import images_bytes, require
 
 log = logging.getLogger(__name__)
 

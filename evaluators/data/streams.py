@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from evaluators.data.config import DatasetError
-from evaluators.data.imagefolder import FileList, open_image
-from evaluators.data.transforms import ArrayTransform, ImageTransform
+from boolnas.evaluators.data.config import DatasetError
+from boolnas.evaluators.data.imagefolder import FileList, open_image
+from boolnas.evaluators.data.transforms import ArrayTransform, ImageTransform
 
 Item = tuple[int, int | None]
 

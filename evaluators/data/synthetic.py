@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from evaluators.data.config import DataConfig
-from evaluators.data.tensors import Dataset
-from evaluators.memory import images_bytes, require
+from boolnas.evaluators.data.config import DataConfig
+from boolnas.evaluators.data.tensors import Dataset
+from boolnas.evaluators.memory import images_bytes, require
 
 
 def synthetic(cfg: DataConfig) -> Dataset:

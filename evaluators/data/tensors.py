@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from evaluators.data.config import DatasetError
-from evaluators.memory import images_bytes, require
+from boolnas.evaluators.data.config import DatasetError
+from boolnas.evaluators.memory import images_bytes, require
 
 log = logging.getLogger(__name__)
 

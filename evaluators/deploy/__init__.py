@@ -10,10 +10,17 @@
 Beside the builder's other consumers (not in the torch-free energy model); imports space/ only.
 """
 
-from evaluators.deploy.artifacts import FORMATS, SUFFIXES, Verification, VerificationError, export_network, metadata
-from evaluators.deploy.inference import DeployError, InferenceNetwork, to_inference
-from evaluators.deploy.packed_binary import ReferenceReport, binary_conv2d_packed, check_network
-from evaluators.deploy.parity import ParityReport, compare, onnx_candidate, random_images, torch_candidate
+from boolnas.evaluators.deploy.artifacts import (
+    FORMATS,
+    SUFFIXES,
+    Verification,
+    VerificationError,
+    export_network,
+    metadata,
+)
+from boolnas.evaluators.deploy.inference import DeployError, InferenceNetwork, to_inference
+from boolnas.evaluators.deploy.packed_binary import ReferenceReport, binary_conv2d_packed, check_network
+from boolnas.evaluators.deploy.parity import ParityReport, compare, onnx_candidate, random_images, torch_candidate
 
 __all__ = [
     "FORMATS", "SUFFIXES", "Verification", "VerificationError", "export_network", "metadata", "DeployError",

@@ -21,13 +21,13 @@ from typing import Any
 
 import torch
 
-from evaluators.deploy.inference import InferenceNetwork, to_inference
-from evaluators.deploy.packed_binary import ReferenceReport, check_network
-from evaluators.deploy.parity import ParityReport, compare, onnx_candidate, random_images, torch_candidate
-from evaluators.deploy.torchscript_export import load_torchscript, save_bytes, to_torchscript, torchscript_bytes
-from space.builder import PlanNetwork
-from space.genotype import Genotype
-from space.task import Task
+from boolnas.evaluators.deploy.inference import InferenceNetwork, to_inference
+from boolnas.evaluators.deploy.packed_binary import ReferenceReport, check_network
+from boolnas.evaluators.deploy.parity import ParityReport, compare, onnx_candidate, random_images, torch_candidate
+from boolnas.evaluators.deploy.torchscript_export import load_torchscript, save_bytes, to_torchscript, torchscript_bytes
+from boolnas.space.builder import PlanNetwork
+from boolnas.space.genotype import Genotype
+from boolnas.space.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _verify(net: PlanNetwork, inference: InferenceNetwork, fmt: str, data: bytes
             chunk: int) -> Verification:
     x1 = images[:1]
     if fmt == "onnx":
-        from evaluators.deploy.onnx_export import OUTPUT_NAME, run_onnx, to_onnx
+        from boolnas.evaluators.deploy.onnx_export import OUTPUT_NAME, run_onnx, to_onnx
 
         exposed = onnx_candidate(to_onnx(inference, expose_signs=True))
         parity = compare(net, exposed, images, chunk=chunk)
@@ -97,7 +97,7 @@ def export_network(net: PlanNetwork, fmt: str, path: str | Path, meta: Mapping[s
         raise ValueError(f"format={fmt!r} is unknown; use one of {list(FORMATS)}")
     inference = to_inference(net)
     if fmt == "onnx":
-        from evaluators.deploy.onnx_export import to_onnx
+        from boolnas.evaluators.deploy.onnx_export import to_onnx
 
         data = to_onnx(inference, meta).SerializeToString()
     else:

@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from evaluators.deploy.fold import bn_affine, fold_into_conv, integer_thresholds
-from space.builder import BinarizeLayer, ConvLayer, HeadLayer, LASLayer, PlanNetwork, PoolLayer
-from space.layers import ConcatShuffle, channel_shuffle
-from space.plan import INPUT, LayerSpec, Plan, Tap
-from space.quantizers import MultiSliceSign, RSign, WeightBinarizer
+from boolnas.evaluators.deploy.fold import bn_affine, fold_into_conv, integer_thresholds
+from boolnas.space.builder import BinarizeLayer, ConvLayer, HeadLayer, LASLayer, PlanNetwork, PoolLayer
+from boolnas.space.layers import ConcatShuffle, channel_shuffle
+from boolnas.space.plan import INPUT, LayerSpec, Plan, Tap
+from boolnas.space.quantizers import MultiSliceSign, RSign, WeightBinarizer
 
 logger = logging.getLogger(__name__)
 

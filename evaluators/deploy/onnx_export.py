@@ -30,7 +30,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
-from evaluators.deploy.inference import (
+from boolnas.evaluators.deploy.inference import (
     Affine,
     BinarizeInference,
     ConvInference,
@@ -43,9 +43,9 @@ from evaluators.deploy.inference import (
     ThresholdSign,
     decision_name,
 )
-from space.files import write_atomic
-from space.layers import RPReLU
-from space.plan import INPUT
+from boolnas.space.files import write_atomic
+from boolnas.space.layers import RPReLU
+from boolnas.space.plan import INPUT
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from evaluators.deploy.inference import binary_weight
-from space.builder import ConvLayer, PlanNetwork
-from space.plan import LayerSpec
+from boolnas.evaluators.deploy.inference import binary_weight
+from boolnas.space.builder import ConvLayer, PlanNetwork
+from boolnas.space.plan import LayerSpec
 
 WORD = 64
 

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from evaluators.deploy.inference import (
+from boolnas.evaluators.deploy.inference import (
     BinarizeInference,
     ConvInference,
     InferenceNetwork,
@@ -35,7 +35,7 @@ from evaluators.deploy.inference import (
     decision_name,
     slice_bias,
 )
-from space.builder import BinarizeLayer, ConvLayer, LASLayer, PlanNetwork
+from boolnas.space.builder import BinarizeLayer, ConvLayer, LASLayer, PlanNetwork
 
 Candidate = Callable[[Tensor], tuple[Tensor, dict[str, Tensor]]]
 
@@ -153,7 +153,7 @@ def torch_candidate(inference: InferenceNetwork) -> Candidate:
 def onnx_candidate(model: Any, threads: int = 1) -> Candidate:
     """onnxruntime on ``model`` (a ModelProto or its bytes, exported with ``expose_signs=True`` to
     localize flipped bits) as a parity candidate."""
-    from evaluators.deploy.onnx_export import OUTPUT_NAME, onnx_session, run_session
+    from boolnas.evaluators.deploy.onnx_export import OUTPUT_NAME, onnx_session, run_session
 
     session = onnx_session(model, threads)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from evaluators.deploy.inference import InferenceNetwork
-from space.files import write_atomic
+from boolnas.evaluators.deploy.inference import InferenceNetwork
+from boolnas.space.files import write_atomic
 
 METADATA_FILE = "boolnas.json"
 

@@ -1,6 +1,6 @@
 """The built-in energy model of a BNN accelerator (pure Python, no torch).
 
-    from evaluators.energy import estimate, load_profile
+    from boolnas.evaluators.energy import estimate, load_profile
     report = estimate(make_plan(genotype, IMAGENET), load_profile("boolnet65nm"))
     report.total_uJ, report.compute_uJ, report.sram_uJ, report.dram_uJ, report.layers
 
@@ -8,15 +8,15 @@ Profiles live in conf/energy/*.yaml; see :mod:`evaluators.energy.profile` for th
 :mod:`evaluators.energy.model` for what is costed.
 """
 
-from evaluators.energy.model import estimate
-from evaluators.energy.profile import (
+from boolnas.evaluators.energy.model import estimate
+from boolnas.evaluators.energy.profile import (
     UNIT_NAMES,
     HardwareProfile,
     ProfileError,
     UnitSpec,
     load_profile,
 )
-from evaluators.energy.report import EnergyReport, LayerEnergy, StageFootprint
+from boolnas.evaluators.energy.report import EnergyReport, LayerEnergy, StageFootprint
 
 __all__ = [
     "estimate",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluators.energy.model import estimate
-from evaluators.energy.profile import HardwareProfile
-from space.plan import make_plan
-from space.presets import get_preset
-from space.task import IMAGENET, Task
+from boolnas.evaluators.energy.model import estimate
+from boolnas.evaluators.energy.profile import HardwareProfile
+from boolnas.space.plan import make_plan
+from boolnas.space.presets import get_preset
+from boolnas.space.task import IMAGENET, Task
 
 # preset -> (compute, SRAM, DRAM) in µJ, from the paper's energy table
 PAPER_ENERGY_UJ: dict[str, tuple[float, float, float]] = {

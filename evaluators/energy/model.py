@@ -57,9 +57,9 @@ design is costed stage by stage. Nothing here depends on a network's name.
 
 from __future__ import annotations
 
-from evaluators.energy.profile import UNIT_INDEX, UNIT_NAMES, HardwareProfile
-from evaluators.energy.report import EnergyReport
-from space.plan import INPUT, Plan, Tap
+from boolnas.evaluators.energy.profile import UNIT_INDEX, UNIT_NAMES, HardwareProfile
+from boolnas.evaluators.energy.report import EnergyReport
+from boolnas.space.plan import INPUT, Plan, Tap
 
 _BIN = UNIT_INDEX["binary_conv"]
 _REAL = UNIT_INDEX["real_conv"]

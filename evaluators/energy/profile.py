@@ -202,7 +202,7 @@ class HardwareProfile:
     @classmethod
     def from_yaml(cls, path: str | Path) -> HardwareProfile:
         """Read and validate a profile YAML file (safe loader; see :func:`space.records.read_yaml`)."""
-        from space.records import read_yaml
+        from boolnas.space.records import read_yaml
 
         path = Path(path)
         data = read_yaml(path, "energy profile file", ProfileError)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from evaluators.energy.profile import UNIT_NAMES
+from boolnas.evaluators.energy.profile import UNIT_NAMES
 
 # Order of the per-layer row tuples written by the model.
 ROW_FIELDS: tuple[str, ...] = (
