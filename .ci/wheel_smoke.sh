@@ -14,7 +14,10 @@ step() { echo "== $*"; }
 fail() { echo "wheel check failed: $*" >&2; exit 1; }
 
 step "build the wheel"
-"$BUILD_PIP" wheel --quiet --no-deps -w "$WORK/dist" "$REPO" 2>&1 | grep -v "^WARNING: Location" || true
+# from a copy of the checkout's files (tracked and new, not ignored): a stale build/ cannot leak in
+mkdir "$WORK/source"
+git -C "$REPO" ls-files -co --exclude-standard -z | (cd "$REPO" && xargs -0 -r cp --parents -t "$WORK/source" 2>/dev/null || true)
+"$BUILD_PIP" wheel --quiet --no-deps -w "$WORK/dist" "$WORK/source" 2>&1 | grep -v "^WARNING: Location" || true
 WHEEL=$(ls "$WORK"/dist/boolnas-*.whl) || fail "no wheel was built"
 echo "$WHEEL"
 

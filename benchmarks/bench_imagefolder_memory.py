@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in sorted(args.sizes):
             root = write_pngs(Path(tmp) / f"n{n}", n)
             for mode in args.modes:
-                cmd = [sys.executable, "-m", "boolnas.search.train_cli", *TRAIN_ARGS, f"data.root={root}",
+                cmd = [sys.executable, "-m", "boolnas.search.cli.train", *TRAIN_ARGS, f"data.root={root}",
                        f"budget.stream={'true' if mode == 'stream' else 'false'}"]
                 row = {"images": n, "mode": mode, **measure(cmd, env)}
                 print(json.dumps(row), flush=True)

@@ -30,7 +30,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from boolnas.evaluators.accuracy import train_genotype  # noqa: E402
 from boolnas.evaluators.data import load_dataset  # noqa: E402
 from boolnas.evaluators.training import TrainResult  # noqa: E402
-from boolnas.search.cli_support import CONF_DIR  # noqa: E402
+from boolnas.search.conf_dir import CONF_DIR  # noqa: E402
 from boolnas.search.config import SearchConfig  # noqa: E402
 from boolnas.search.loop import run_search  # noqa: E402
 from boolnas.space import get_preset  # noqa: E402

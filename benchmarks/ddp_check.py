@@ -74,11 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         rows: list[dict[str, Any]] = []
         for preset in args.presets:
             for network in NETWORKS:
-                budget = Budget(name="ddp_check", epochs=1, batch_size=args.batch_size, lr=0.002, optimizer="radam",
-                                train_subset=args.batch_size * args.steps, val_subset=args.batch_size,
-                                width_mult=args.width, progressive=False, stream=True, data_workers=args.workers,
-                                bn_recalibration=1, device=args.device, num_threads=args.threads,
-                                bf16=cuda and args.bf16 == "on", channels_last=cuda and args.channels_last == "on")
+                budget = Budget.from_conf("tiny", name="ddp_check", epochs=1, batch_size=args.batch_size, lr=0.002,
+                                          optimizer="radam", train_subset=args.batch_size * args.steps,
+                                          val_subset=args.batch_size, width_mult=args.width, progressive=False,
+                                          stream=True, data_workers=args.workers, bn_recalibration=1,
+                                          device=args.device, num_threads=args.threads,
+                                          bf16=cuda and args.bf16 == "on",
+                                          channels_last=cuda and args.channels_last == "on")
                 model, result = train_genotype(get_preset(preset), data, budget, network=network, dist_ctx=ctx)
                 spread = distributed.spread(ctx, checksum(model), device)
                 rows.append({"preset": preset, "network": network, "images_per_s": round(result.images_per_s, 1),

@@ -180,7 +180,7 @@ def replay_one(table_path: str, fidelity: str, sampler: str, seed: int, evals: i
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from boolnas.search.cli_support import CONF_DIR
+    from boolnas.search.conf_dir import CONF_DIR
     from boolnas.search.config import SearchConfig
     from boolnas.search.loop import run_search
 

@@ -39,25 +39,40 @@ def proxy_task(data: Dataset | Streams, budget: Budget) -> Task:
                 width_mult=budget.width_mult, stem="imagenet" if size >= 64 else "small")
 
 
-def build_for(genotype: Genotype, task: Task) -> PlanNetwork:
-    return build(make_plan(genotype, task))
+def plan_for(genotype: Genotype, task: Task, plan: Plan | None = None) -> Plan:
+    """The plan of ``genotype`` on ``task``: ``plan`` when given (made once by the caller, e.g. a
+    trial that scores and trains the same plan), checked to be that plan; else a new one."""
+    if plan is None:
+        return make_plan(genotype, task)
+    if plan.genotype != genotype or plan.task != task:
+        raise ValueError(f"the plan given is of genotype {plan.genotype.key()} on {plan.task.to_dict()}, "
+                         f"not of genotype {genotype.key()} on {task.to_dict()}")
+    return plan
 
 
-def build_network(genotype: Genotype, task: Task, network: str = "binary") -> PlanNetwork | Fp32Twin:
-    """The binary network of ``genotype`` on ``task``, or its plain fp32 twin (a distillation teacher)."""
+def build_for(genotype: Genotype, task: Task, *, plan: Plan | None = None) -> PlanNetwork:
+    """The binary network of ``genotype`` on ``task``, built from ``plan`` when given (see :func:`plan_for`)."""
+    return build(plan_for(genotype, task, plan))
+
+
+def build_network(genotype: Genotype, task: Task, network: str = "binary", *,
+                  plan: Plan | None = None) -> PlanNetwork | Fp32Twin:
+    """The binary network of ``genotype`` on ``task``, or its plain fp32 twin (a distillation teacher);
+    built from ``plan`` when given (see :func:`plan_for`)."""
     if network == "binary":
-        return build_for(genotype, task)
+        return build_for(genotype, task, plan=plan)
     if network == "fp32_twin":
-        return fp32_twin(make_plan(genotype, task))
+        return fp32_twin(plan_for(genotype, task, plan))
     raise ValueError(f"network={network!r} is unknown; use one of {list(NETWORKS)}")
 
 
-def require_memory(genotype: Genotype, data: Dataset | Streams, budget: Budget) -> Plan:
-    """The plan ``genotype`` trains under ``budget``, after refusing (exit 2 in the CLIs) a run
-    that cannot fit in memory: the dataset resized for it, or one batch's layer outputs (each
-    kept at least once for the backward pass)."""
+def require_memory(genotype: Genotype, data: Dataset | Streams, budget: Budget, *,
+                   plan: Plan | None = None) -> Plan:
+    """The plan ``genotype`` trains under ``budget`` (``plan`` when given, see :func:`plan_for`),
+    after refusing (exit 2 in the CLIs) a run that cannot fit in memory: the dataset resized for
+    it, or one batch's layer outputs (each kept at least once for the backward pass)."""
     task = proxy_task(data, budget)
-    plan = make_plan(genotype, task)
+    plan = plan_for(genotype, task, plan)
     batch = min(budget.batch_size, data.num_train)
     require(batch * sum(s.out_elements for s in plan) * FLOAT_BYTES,
             f"training at {task.input_size}x{task.input_size}, width x{budget.width_mult}, batch {batch}",
@@ -68,10 +83,15 @@ def require_memory(genotype: Genotype, data: Dataset | Streams, budget: Budget) 
 
 def train_genotype(genotype: Genotype, data: Dataset | Streams, budget: Budget, *, seed: int = 0,
                    run_dir: str | Path | None = None, progress: bool = False, network: str = "binary",
-                   dist_ctx: DistContext = SINGLE) -> tuple[nn.Module, TrainResult]:
+                   dist_ctx: DistContext = SINGLE, plan: Plan | None = None) -> tuple[nn.Module, TrainResult]:
     """Build ``genotype`` (or its fp32 twin) for the proxy task of ``budget`` and train it, in one
-    step or with the two-step recipe (``budget.recipe``), distilling from ``budget.kd_teacher``."""
-    plan = require_memory(genotype, data, budget)
+    step or with the two-step recipe (``budget.recipe``), distilling from ``budget.kd_teacher``.
+
+    ``plan``: the genotype's plan on that proxy task when the caller already made it (a
+    ValueError if it is another plan); by default it is made here. Either way it is made once
+    and every network of the run is built from it.
+    """
+    plan = require_memory(genotype, data, budget, plan=plan)
     task = plan.task
     if isinstance(data, Dataset):
         data = data.resized(task.input_size)
@@ -86,7 +106,7 @@ def train_genotype(genotype: Genotype, data: Dataset | Streams, budget: Budget, 
 
     def make() -> PlanNetwork | Fp32Twin:
         torch.manual_seed(seed)  # weight init is part of the seeded run
-        return build_network(genotype, task, network)
+        return build_network(genotype, task, network, plan=plan)
 
     model = make() if budget.recipe == "one_step" else None
     teacher = load_teacher(budget.kd_teacher, task) if budget.kd_teacher else None

@@ -7,7 +7,7 @@ global batch (``budget.batch_size`` / world size) and DDP averages the gradients
 take the steps one process would take with that global batch. Only rank 0 logs, checkpoints and
 writes results; every process resumes from the same checkpoint.
 
-Only the training loop (evaluators/training.py) and its command line (search/train_cli.py) use
+Only the training loop (evaluators/training.py) and its command line (search/cli/train.py) use
 this module: the rest of boolnas never sees a process group.
 """
 
@@ -21,6 +21,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from boolnas.space.fields import INTEGER, field_value
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,9 @@ class DistContext:
 
     def __post_init__(self) -> None:
         for name in ("rank", "world_size", "local_rank", "local_world_size", "attempt"):
-            v = getattr(self, name)
             least = 1 if name.endswith("world_size") else 0
-            if isinstance(v, bool) or not isinstance(v, int) or v < least:
-                raise ValueError(f"distributed {name} must be an integer >= {least}, got {v!r}")
+            field_value(getattr(self, name), f"distributed {name}", INTEGER, low=least,
+                        expected=f"an integer >= {least}")
         if self.rank >= self.world_size:
             raise ValueError(f"distributed rank {self.rank} is not below the world size {self.world_size}")
 

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from boolnas.evaluators.batches import Feed, make_feed
 from boolnas.evaluators.checkpoint import Checkpointer
 from boolnas.evaluators.data import Dataset, Streams
 from boolnas.evaluators.distributed import SINGLE, DistContext
-from boolnas.space.records import record_from_mapping
+from boolnas.space.fields import BOOL, INTEGER, NUMBER, STRING, field_value, one_of
+from boolnas.space.records import read_yaml, record_from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -43,91 +45,75 @@ RECIPES = ("one_step", "two_step")
 
 @dataclass(frozen=True)
 class Budget:
-    """How much training a candidate gets. Every default lives in conf/budget/*.yaml."""
+    """How much training a candidate gets. Every value comes from conf/budget/*.yaml (budgets made
+    in code start from one: :meth:`from_conf`); the defaults below are those of keys added after
+    studies were made with budgets that lack them (conf/budget/proxy.yaml leaves them out, so the
+    settings a study records stay as they were)."""
 
-    name: str = "proxy"
-    epochs: int = 1
-    batch_size: int = 128
-    lr: float = 0.002
-    real_lr_mult: float = 1.0  # lr of real-valued parameters (BN, stem, LAS, FC, ...) / lr of latent binary weights
-    warmup: float = 0.0  # share of the steps with a linear lr warm-up before the cosine decay
-    label_smoothing: float = 0.0
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    grad_clip: float | None = 2.5
-    train_subset: int | None = None  # training images used per epoch (None: all)
-    val_subset: int | None = None  # validation images scored (None: all)
-    width_mult: float = 1.0  # width of the proxy task's plan
-    resolution: int | None = None  # train and score at this input size (area-downsampled); None: native
-    progressive: bool = True  # progressive weight binarization
-    temperature_decay: float = 0.965
-    temperature_every: int = 0  # steps between decays; 0: spread 100 decays over the run
-    augment: bool = False  # random crop (pad 2) + horizontal flip
-    eval_test: bool = False  # score the official test split at the end (final reports only)
-    checkpoint: bool = False  # save every epoch and resume (full training)
-    bn_recalibration: int = 8  # training batches that re-estimate BN statistics with hard weights before eval
-    diverge_loss: float = 1e3  # a loss above this counts as diverged
-    kd_teacher: str | None = None  # checkpoint of a trained teacher (boolnas-train budget=full)
-    kd_weight: float = 1.0  # share of the soft (distillation) loss
-    kd_temperature: float = 1.0
-    device: str = "auto"
-    channels_last: bool = False
-    bf16: bool = False
-    num_threads: int = 0  # torch CPU threads; 0: the CLIs size it (search/cpu_share.py), else torch's default
-    inject_nan_at_step: int | None = None  # testing aid: make the loss NaN at this step
+    name: str
+    epochs: int
+    batch_size: int
+    lr: float
+    real_lr_mult: float  # lr of real-valued parameters (BN, stem, LAS, FC, ...) / lr of latent binary weights
+    warmup: float  # share of the steps with a linear lr warm-up before the cosine decay
+    label_smoothing: float
+    optimizer: str
+    weight_decay: float
+    grad_clip: float | None
+    train_subset: int | None  # training images used per epoch (None: all)
+    val_subset: int | None  # validation images scored (None: all)
+    width_mult: float  # width of the proxy task's plan
+    resolution: int | None  # train and score at this input size (area-downsampled); None: native
+    progressive: bool  # progressive weight binarization
+    temperature_decay: float
+    temperature_every: int  # steps between decays; 0: spread 100 decays over the run
+    augment: bool  # random crop (pad 2) + horizontal flip
+    eval_test: bool  # score the official test split at the end (final reports only)
+    checkpoint: bool  # save every epoch and resume (full training)
+    bn_recalibration: int  # training batches that re-estimate BN statistics with hard weights before eval
+    diverge_loss: float  # a loss above this counts as diverged
+    kd_teacher: str | None  # checkpoint of a trained teacher (boolnas-train budget=full)
+    kd_weight: float  # share of the soft (distillation) loss
+    kd_temperature: float
+    device: str
+    channels_last: bool
+    bf16: bool
+    num_threads: int  # torch CPU threads; 0: the CLIs size it (search/cpu_share.py), else torch's default
+    inject_nan_at_step: int | None  # testing aid: make the loss NaN at this step
     stream: bool = False  # read the data through DataLoader workers (memory flat in the data set's size)
     data_workers: int = 0  # DataLoader worker processes per training process (stream only; 0: in the trainer)
     recipe: str = "one_step"  # two_step: binary activations + real weights, then binary weights (two_step.py)
     step1_epochs: int = 0  # two_step: epochs of step 1 (0: half of epochs); step 2 gets the rest
 
     def __post_init__(self) -> None:
-        def positive(name: str, value: Any, integer: bool = True) -> None:
-            kind = int if integer else (int, float)
-            bad_type = isinstance(value, bool) or not isinstance(value, kind)
-            # finite: nan or inf would only show up as a diverged run (diverge_loss may be inf: never)
-            if bad_type or not (0 < value < math.inf or (name == "diverge_loss" and value == math.inf)):
-                what = "integer" if integer else "number"
-                raise ValueError(f"budget.{name} must be a positive {what}, got {value!r}")
+        def check(name: str, kind: str, **bounds: Any) -> None:
+            field_value(getattr(self, name), f"budget.{name}", kind, **bounds)
 
-        for n in ("epochs", "batch_size"):
-            positive(n, getattr(self, n))
-        for n in ("lr", "real_lr_mult", "width_mult", "temperature_decay", "kd_temperature", "diverge_loss"):
-            positive(n, getattr(self, n), integer=False)
-        if isinstance(self.bn_recalibration, bool) or not isinstance(self.bn_recalibration, int) \
-                or self.bn_recalibration < 0:
-            raise ValueError(f"budget.bn_recalibration must be a non-negative integer, got {self.bn_recalibration!r}")
-        for n in ("train_subset", "val_subset", "resolution"):
-            if getattr(self, n) is not None:
-                positive(n, getattr(self, n))
-        if self.grad_clip is not None:
-            positive("grad_clip", self.grad_clip, integer=False)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"budget.optimizer={self.optimizer!r} is unknown; use one of {list(OPTIMIZERS)}")
-        if self.device not in DEVICES:
-            raise ValueError(f"budget.device={self.device!r} is unknown; use one of {list(DEVICES)}")
-        for n, closed in (("warmup", False), ("label_smoothing", False), ("kd_weight", True)):
-            v = getattr(self, n)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= 1 if closed else 0 <= v < 1):
-                raise ValueError(f"budget.{n} must be a number in [0, 1{']' if closed else ')'}, got {v!r}")
+        def positive(names: tuple[str, ...], kind: str = NUMBER, optional: bool = False) -> None:
+            # finite: nan or inf would only show up as a diverged run
+            for n in names:
+                check(n, kind, low=0, low_open=True, high=math.inf, high_open=True, optional=optional)
+
+        positive(("epochs", "batch_size"), INTEGER)
+        positive(("lr", "real_lr_mult", "width_mult", "temperature_decay", "kd_temperature"))
+        check("diverge_loss", NUMBER, low=0, low_open=True)  # may be inf: never diverged
+        check("bn_recalibration", INTEGER, low=0)
+        positive(("train_subset", "val_subset", "resolution"), INTEGER, optional=True)
+        positive(("grad_clip",), optional=True)
+        one_of(self.optimizer, "budget.optimizer", OPTIMIZERS)
+        one_of(self.device, "budget.device", DEVICES)
+        for n in ("warmup", "label_smoothing", "kd_weight"):
+            check(n, NUMBER, low=0, high=1, high_open=n != "kd_weight")
         for n in ("temperature_every", "num_threads", "data_workers", "step1_epochs"):
-            v = getattr(self, n)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"budget.{n} must be a non-negative integer, got {v!r}")
-        v = self.weight_decay
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
-            raise ValueError(f"budget.weight_decay must be a non-negative number, got {v!r}")
+            check(n, INTEGER, low=0)
+        check("weight_decay", NUMBER, low=0, high=math.inf, high_open=True)
         for n in ("progressive", "augment", "eval_test", "checkpoint", "channels_last", "bf16", "stream"):
-            if not isinstance(getattr(self, n), bool):
-                raise ValueError(f"budget.{n} must be true or false, got {getattr(self, n)!r}")
-        if not isinstance(self.name, str):
-            raise ValueError(f"budget.name must be a string, got {self.name!r}")
+            check(n, BOOL)
+        check("name", STRING)
         if self.kd_teacher is not None and (not isinstance(self.kd_teacher, str) or not self.kd_teacher):
             raise ValueError(f"budget.kd_teacher must be the path of a model.pt (or null), got {self.kd_teacher!r}")
-        v = self.inject_nan_at_step
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-            raise ValueError(f"budget.inject_nan_at_step must be a non-negative integer or null, got {v!r}")
-        if self.recipe not in RECIPES:
-            raise ValueError(f"budget.recipe={self.recipe!r} is unknown; use one of {list(RECIPES)}")
+        check("inject_nan_at_step", INTEGER, low=0, optional=True, expected="a non-negative integer or null")
+        one_of(self.recipe, "budget.recipe", RECIPES)
         if self.recipe == "two_step":
             if self.epochs < 2:
                 raise ValueError(f"budget.recipe=two_step needs budget.epochs >= 2 (one per step), got {self.epochs}")
@@ -144,6 +130,12 @@ class Budget:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Budget:
         return record_from_mapping(cls, data, "budget")
+
+    @classmethod
+    def from_conf(cls, conf: str, /, **overrides: Any) -> Budget:
+        """The shipped conf/budget/<conf>.yaml with ``overrides`` (a budget made in code)."""
+        path = Path(str(files("boolnas.conf").joinpath("budget", f"{conf}.yaml")))
+        return cls.from_dict({**read_yaml(path, "budget file"), **overrides})
 
 
 @dataclass

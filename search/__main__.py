@@ -1,5 +1,5 @@
 """``python -m boolnas.search``: the same as ``boolnas-search``."""
 
-from boolnas.search.search_cli import main
+from boolnas.search.cli.search import main
 
 main()

@@ -26,6 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from boolnas.search.liveness import fail_dead_workers, fail_stale
+from boolnas.search.trial_record import Attr
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,19 @@ def claim_or_reuse(study: optuna.Study, trial: optuna.Trial, key: str,
         time.sleep(SETTLE_S)
     waited_on: set[int] = set()
     while True:
-        same = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("key") == key and t.number != me]
+        same = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(Attr.KEY) == key and t.number != me]
         done = [t for t in same if t.state == TrialState.COMPLETE]
         if done:
             return min(done, key=lambda t: t.number)
         failed = [t for t in same if t.number in waited_on and t.state == TrialState.FAIL
-                  and t.user_attrs.get("trains") and not t.user_attrs.get("worker_lost")]
+                  and t.user_attrs.get(Attr.TRAINS) and not t.user_attrs.get(Attr.WORKER_LOST)]
         if failed:
             raise SameGenotypeFailed(f"same genotype as trial {failed[0].number}, which failed: "
-                                     f"{failed[0].user_attrs.get('fail_reason', 'unknown reason')}")
+                                     f"{failed[0].user_attrs.get(Attr.FAIL_REASON, 'unknown reason')}")
         running = [t for t in same if t.state == TrialState.RUNNING]
-        leader = ([t for t in running if t.user_attrs.get("trains")] or [t for t in running if t.number < me])
+        leader = ([t for t in running if t.user_attrs.get(Attr.TRAINS)] or [t for t in running if t.number < me])
         if not leader:
-            trial.set_user_attr("trains", True)
+            trial.set_user_attr(Attr.TRAINS, True)
             return None
         lead = min(leader, key=lambda t: t.number)
         if lead.number not in waited_on:

@@ -14,23 +14,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from boolnas.evaluators.data import DataConfig
+from boolnas.evaluators.accuracy import load_model
+from boolnas.evaluators.data import DataConfig, check_dataset
 from boolnas.evaluators.energy import HardwareProfile
 from boolnas.evaluators.training import Budget
+from boolnas.search.conf_dir import check_group_choices as _check_group_choices
 from boolnas.search.fingerprint import check_allow_changed
 from boolnas.search.proposals import ProposerConfig
 from boolnas.search.rungs import SchedulerConfig
+from boolnas.search.storage import masked, resolve_url
+from boolnas.search.trial_record import Attr
 from boolnas.space import PRESETS, Genotype, Task, get_preset
 from boolnas.space.arch_io import load_arch
+from boolnas.space.fields import BOOL, INTEGER, NUMBER, Check, check_fields, field_value, options_of
 from boolnas.space.sampling import SearchSpace
 
-# objective name -> (direction, metric key in a trial's record)
+# objective name -> (direction, metric key in a trial's record: search/trial_record.py)
 OBJECTIVES: dict[str, tuple[str, str]] = {
-    "accuracy": ("maximize", "accuracy"),
-    "energy_uJ": ("minimize", "energy_uJ"),
-    "ops": ("minimize", "ops"),
-    "size_bits": ("minimize", "size_bits"),
-    "latency": ("minimize", "cycles"),
+    "accuracy": ("maximize", Attr.ACCURACY),
+    "energy_uJ": ("minimize", Attr.ENERGY),
+    "ops": ("minimize", Attr.OPS),
+    "size_bits": ("minimize", Attr.SIZE_BITS),
+    "latency": ("minimize", Attr.CYCLES),
 }
 SAMPLERS = ("tpe", "nsga2", "nsga3", "gp", "random")
 STORAGES = ("sqlite", "journal", "postgres", "memory")
@@ -49,17 +54,9 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SamplerConfig:
-        data = dict(data)
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown sampler option(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
-        out = cls(**data)
-        if out.name not in SAMPLERS:
-            raise ValueError(f"sampler.name={out.name!r} is unknown; use one of {list(SAMPLERS)}")
-        for n in ("n_startup_trials", "population_size"):
-            v = getattr(out, n)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (2 if n == "population_size" else 0):
-                raise ValueError(f"sampler.{n} must be an integer >= {2 if n == 'population_size' else 0}, got {v!r}")
+        out = cls(**options_of(cls, data, "sampler"))
+        check_fields(out, "sampler", name=SAMPLERS, n_startup_trials=Check(INTEGER, 0, expected="an integer >= 0"),
+                     population_size=Check(INTEGER, 2))
         if out.name == "gp":
             try:
                 import scipy  # noqa: F401  (Optuna's GPSampler needs it)
@@ -85,27 +82,18 @@ class StorageConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StorageConfig:
-        data = dict(data)
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown storage option(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
+        data = options_of(cls, data, "storage")
         url = data.get("url")
         if url is not None and not isinstance(url, str):
             raise ValueError(f"storage.url must be a string, got {type(url).__name__}")
         out = cls(kind=str(data.get("kind", "sqlite")), url=url or None,
                   **{k: data[k] for k in ("heartbeat_interval", "grace_period", "max_retry") if k in data})
-        if out.kind not in STORAGES:
-            raise ValueError(f"storage.kind={out.kind!r} is unknown; use one of {list(STORAGES)}")
-        for name in ("heartbeat_interval", "grace_period", "max_retry"):
-            v = getattr(out, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"storage.{name} must be a non-negative integer, got {v!r}")
+        check_fields(out, "storage", kind=STORAGES, **dict.fromkeys(("heartbeat_interval", "grace_period", "max_retry"),
+                                                                     Check(INTEGER, 0)))
         if out.heartbeat_interval and out.grace_period <= out.heartbeat_interval:
             raise ValueError(f"storage.grace_period ({out.grace_period} s) must exceed storage.heartbeat_interval "
                              f"({out.heartbeat_interval} s), or live trials would be failed as stale")
         if out.kind == "postgres":
-            from boolnas.search.storage import resolve_url
-
             resolve_url(out, Path("."))  # a missing or non-PostgreSQL URL fails here, before any trial
         return out
 
@@ -154,12 +142,8 @@ class SearchConfig:
         study = str(cfg.get("study", ""))
         if not STUDY_NAME.match(study):
             raise ValueError(f"study={study!r} is not a valid study name (letters, digits, '_', '-', '.')")
-        n_trials = cfg.get("n_trials")
-        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-            raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}")
-        seed = cfg.get("seed")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        n_trials = field_value(cfg.get("n_trials"), "n_trials", INTEGER, low=1)
+        seed = field_value(cfg.get("seed"), "seed", INTEGER, low=0)
         objectives = _objectives(cfg.get("objectives"))
         constraints = dict(cfg.get("constraints") or {})
         unknown = sorted(set(constraints) - {"max_energy_uJ"})
@@ -168,18 +152,14 @@ class SearchConfig:
         max_energy = _positive_or_none("constraints.max_energy_uJ", constraints.get("max_energy_uJ"))
         hv_ref = _positive_or_none("hv_ref_energy_uJ", cfg.get("hv_ref_energy_uJ"))
         for flag in ("zero_cost", "progress"):
-            if not isinstance(cfg.get(flag, True), bool):
-                raise ValueError(f"{flag} must be true or false, got {cfg.get(flag)!r}")
-        workers = cfg.get("workers", 1)
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive integer or auto, got {workers!r}")
+            field_value(cfg.get(flag, True), flag, BOOL)
+        workers = field_value(cfg.get("workers", 1), "workers", INTEGER, low=1,
+                              expected="a positive integer or auto")
         if workers > 1 and dict(cfg["storage"]).get("kind") == "memory":
             raise ValueError("storage=memory keeps the study inside one process: use workers=1, or a storage "
                              "that workers share (sqlite, journal, postgres)")
-        worker_index = cfg.get("worker_index", 0)
-        if isinstance(worker_index, bool) or not isinstance(worker_index, int) or worker_index < 0:
-            raise ValueError(f"worker_index must be a non-negative integer, got {worker_index!r}")
-        max_failures = _positive_int("max_consecutive_failures", cfg.get("max_consecutive_failures", 5))
+        worker_index = field_value(cfg.get("worker_index", 0), "worker_index", INTEGER, low=0)
+        max_failures = field_value(cfg.get("max_consecutive_failures", 5), "max_consecutive_failures", INTEGER, low=1)
         allow_changed = cfg.get("allow_changed") or ()
         if isinstance(allow_changed, str) or not isinstance(allow_changed, Sequence):
             raise ValueError(f"allow_changed must be a list of settings, e.g. [budget] or [budget.lr], got "
@@ -250,16 +230,8 @@ def _objectives(value: Any) -> tuple[str, ...]:
     return names
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 def _without_password(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The config as recorded on the study and shown in reports: storage passwords masked."""
-    from boolnas.search.storage import masked
-
     out = dict(cfg)
     storage = dict(out.get("storage") or {})
     if storage.get("url"):
@@ -270,8 +242,6 @@ def _without_password(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def _data_present(data: DataConfig) -> DataConfig:
     """The dataset's files must be in place before the study is created (a few stat calls)."""
-    from boolnas.evaluators.data import check_dataset
-
     check_dataset(data)
     return data
 
@@ -279,23 +249,17 @@ def _data_present(data: DataConfig) -> DataConfig:
 def _teacher_loads(budget: Budget) -> Budget:
     """A distillation teacher must load before any trial (every trial would fail on it)."""
     if budget.kd_teacher:
-        from boolnas.evaluators.accuracy import load_model
-
         load_model(budget.kd_teacher)
     return budget
 
 
 def _positive_or_none(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number or null, got {value!r}")
-    return float(value)
+    value = field_value(value, name, NUMBER, low=0, low_open=True, optional=True, allow_nan=True,
+                        expected="a positive number or null")
+    return None if value is None else float(value)
 
 
 def check_group_choices(argv: Sequence[str], conf_dir: str | Path, groups: Sequence[str] = GROUPS) -> None:
     """Refuse ``group=value`` overrides whose value has no conf/<group>/<value>.yaml (the search's
-    groups by default); see :func:`search.cli_support.check_group_choices`."""
-    from boolnas.search.cli_support import check_group_choices as check
-
-    check(argv, conf_dir, groups)
+    groups by default); see :func:`search.conf_dir.check_group_choices`."""
+    _check_group_choices(argv, conf_dir, groups)

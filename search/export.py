@@ -12,7 +12,7 @@ genotypes only, feasible COMPLETE trials only):
 - ``min_energy`` / ``max_accuracy``: the ``top_k`` cheapest / most accurate trials.
 
 A trained network (``boolnas-export weights=<model.pt>``) is exported for deployment by
-evaluators/deploy/ (ONNX, TorchScript); search/export_cli.py routes between the two.
+evaluators/deploy/ (ONNX, TorchScript); search/cli/export.py routes between the two.
 """
 
 from __future__ import annotations
@@ -26,29 +26,28 @@ import optuna
 import pandas as pd
 import yaml
 
-from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.conf_dir import CONF_DIR
 from boolnas.search.fingerprint import ATTR as FINGERPRINTS
 from boolnas.search.fingerprint import fingerprint
 from boolnas.search.objectives import DEFAULT_OBJECTIVES, columns, directions, study_objectives
 from boolnas.search.pareto import knee_of
-from boolnas.search.report import trials_frame
+from boolnas.search.report import feasible_mask, trials_frame
+from boolnas.search.trial_record import EXPORTED, Attr, StudyAttr
 from boolnas.space import Genotype
 from boolnas.space.arch_io import dump_arch
+from boolnas.space.fields import INTEGER, field_value, is_number, one_of
 
 log = logging.getLogger(__name__)
 SELECTIONS = ("pareto", "knee", "min_energy", "max_accuracy")
 EXEMPT_KEYS = {"budget": ("num_threads", "device")}  # where to train is the user's choice, not the recipe's
-EXPORTED_METRICS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "ops", "size_bits",
-                    "train_time_s")
+EXPORTED_METRICS = EXPORTED  # the trial record's exported metrics (search/trial_record.py)
 
 
 def select(df: pd.DataFrame, top_k: int, how: str, objectives: Sequence[str] = ()) -> pd.DataFrame:
     """The rows of ``trials_frame`` to export, in export order (``objectives``: the study's)."""
-    if how not in SELECTIONS:
-        raise ValueError(f"select={how!r} is unknown; use one of {list(SELECTIONS)}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-    ok = df[(df["state"] == "COMPLETE") & (df["feasible"] != False)].drop_duplicates("key")  # noqa: E712
+    one_of(how, "select", SELECTIONS)
+    field_value(top_k, "top_k", INTEGER, low=1)
+    ok = df[feasible_mask(df)].drop_duplicates(Attr.KEY)
     if ok.empty:
         raise ValueError("the study holds no feasible COMPLETE trial to export yet")
     if how == "min_energy":
@@ -74,23 +73,23 @@ def export(study: optuna.Study, out_dir: Path, top_k: int, how: str) -> list[Pat
     df = trials_frame(study)
     rows = select(df, top_k, how, study_objectives(study))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    settings = study.user_attrs.get(FINGERPRINTS) or [fingerprint(study.user_attrs.get("config") or {})]
+    settings = study.user_attrs.get(FINGERPRINTS) or [fingerprint(study.user_attrs.get(StudyAttr.CONFIG) or {})]
     paths = []
     for rank, (_, row) in enumerate(rows.iterrows(), start=1):
         t = trials[int(row["number"])]
         path = Path(out_dir) / f"{rank:02d}_{how}_trial{t.number}.yaml"
-        measured = settings[int(t.user_attrs.get("variant", 0))]
+        measured = settings[int(t.user_attrs.get(Attr.VARIANT, 0))]
         extra: dict[str, Any] = {
             "study": study.study_name,
             "trial": t.number,
-            "preset": t.user_attrs.get("preset"),
-            "key": t.user_attrs.get("key"),
+            "preset": t.user_attrs.get(Attr.PRESET),
+            "key": t.user_attrs.get(Attr.KEY),
             "metrics": {k: _plain(t.user_attrs.get(k)) for k in EXPORTED_METRICS if k in t.user_attrs},
             "measured_with": {k: measured.get(k) for k in ("data", "budget", "energy", "task", "seed")},
             "reproduce": train_command(path, measured),
             "train": train_command(path, measured, budget="full"),
         }
-        paths.append(dump_arch(path, Genotype.from_dict(t.user_attrs["genotype"]), extra))
+        paths.append(dump_arch(path, Genotype.from_dict(t.user_attrs[Attr.GENOTYPE]), extra))
     log.info("exported %d architecture(s) to %s", len(paths), out_dir)
     return paths
 
@@ -133,4 +132,4 @@ def _override(v: Any) -> str:
 
 
 def _plain(v: Any) -> Any:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    return float(v) if is_number(v) else v

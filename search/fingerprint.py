@@ -24,11 +24,13 @@ from typing import Any
 
 import optuna
 
+from boolnas.search.trial_record import StudyAttr
+
 log = logging.getLogger(__name__)
 
 FINGERPRINT_KEYS = ("space", "data", "budget", "task", "energy", "objectives", "constraints", "seed", "scheduler")
 EXEMPT = ("budget.num_threads", "budget.device", "energy.description")  # see the module docstring
-ATTR = "fingerprints"  # study user attr: the settings of variant 0 (creation), 1, 2, ...
+ATTR = StudyAttr.FINGERPRINTS  # study user attr: the settings of variant 0 (creation), 1, 2, ...
 
 
 class SettingsChanged(ValueError):
@@ -97,7 +99,7 @@ def variant(study: optuna.Study, resolved: Mapping[str, Any], allow_changed: Seq
     mine = fingerprint(resolved)
     recorded = study.user_attrs.get(ATTR)
     if not recorded:
-        old_config = study.user_attrs.get("config")
+        old_config = study.user_attrs.get(StudyAttr.CONFIG)
         has_trials = bool(study.get_trials(deepcopy=False))
         first = fingerprint(old_config) if (has_trials and isinstance(old_config, Mapping)) else mine
         if has_trials:

@@ -32,12 +32,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from boolnas.search.rungs import CARRIED
+from boolnas.search.trial_record import CARRIED, Attr, StudyAttr
 
 log = logging.getLogger(__name__)
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
-MAX_RETRY_ATTR = "max_retry"  # study user attr: storage.max_retry of the workers
+MAX_RETRY_ATTR = StudyAttr.MAX_RETRY  # study user attr: storage.max_retry of the workers
 
 
 def _namespace() -> str:
@@ -54,9 +54,9 @@ WORKER_NS = _namespace()
 
 def worker_pid(trial: FrozenTrial) -> int | None:
     """The pid of the trial's worker when it ran in our pid namespace, else None."""
-    if trial.user_attrs.get("worker_ns") != WORKER_NS:
+    if trial.user_attrs.get(Attr.WORKER_NS) != WORKER_NS:
         return None
-    pid = str(trial.user_attrs.get("worker", "")).rpartition(":")[2]
+    pid = str(trial.user_attrs.get(Attr.WORKER, "")).rpartition(":")[2]
     return int(pid) if pid.isdigit() else None
 
 
@@ -77,7 +77,7 @@ def fail_dead_workers(study: optuna.Study) -> int:
         pid = worker_pid(t)
         if pid is None or pid == os.getpid() or _alive(pid):
             continue
-        if _fail(study, t, f"worker {t.user_attrs.get('worker')} died"):
+        if _fail(study, t, f"worker {t.user_attrs.get(Attr.WORKER)} died"):
             retry(study, study._storage.get_trial(t._trial_id))
             n += 1
     return n
@@ -93,7 +93,7 @@ def fail_stale(study: optuna.Study) -> int:
     n = 0
     for trial_id in storage._get_stale_trial_ids(study._study_id):
         t = storage.get_trial(trial_id)
-        reason = f"worker {t.user_attrs.get('worker', '?')} stopped sending heartbeats"
+        reason = f"worker {t.user_attrs.get(Attr.WORKER, '?')} stopped sending heartbeats"
         if _fail(study, t, reason):
             retry(study, storage.get_trial(trial_id))
             n += 1
@@ -103,29 +103,29 @@ def fail_stale(study: optuna.Study) -> int:
 def retry(study: optuna.Study, trial: FrozenTrial) -> int | None:
     """Enqueue the same parameters again; returns the original trial's number, or None when the
     retry budget of that original trial is spent."""
-    original = int(trial.user_attrs.get("retry_of", trial.number))
-    retries = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("retry_of") == original]
+    original = int(trial.user_attrs.get(Attr.RETRY_OF, trial.number))
+    retries = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(Attr.RETRY_OF) == original]
     max_retry = int(study.user_attrs.get(MAX_RETRY_ATTR, 2))
     if len(retries) >= max_retry:
         log.warning("trial %d failed (%s); not retried: trial %d was retried %d time(s) already (storage.max_retry)",
-                    trial.number, trial.user_attrs.get("fail_reason", "worker lost"), original, len(retries))
+                    trial.number, trial.user_attrs.get(Attr.FAIL_REASON, "worker lost"), original, len(retries))
         return None
-    attrs: dict[str, object] = {"retry_of": original}
-    if trial.user_attrs.get("seed"):
-        attrs["seed"] = trial.user_attrs["seed"]
+    attrs: dict[str, object] = {Attr.RETRY_OF: original}
+    if trial.user_attrs.get(Attr.SEED):
+        attrs[Attr.SEED] = trial.user_attrs[Attr.SEED]
     attrs.update({k: trial.user_attrs[k] for k in CARRIED if k in trial.user_attrs})  # a promotion stays one
     study.add_trial(optuna.create_trial(state=TrialState.WAITING, params=trial.params,
                                         distributions=trial.distributions, user_attrs=attrs))
     log.warning("trial %d lost its worker (%s): retrying its parameters", trial.number,
-                trial.user_attrs.get("fail_reason", "stale"))
+                trial.user_attrs.get(Attr.FAIL_REASON, "stale"))
     return original
 
 
 def _fail(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
     """Compare-and-set RUNNING -> FAIL; False when another worker finished it first."""
     try:
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        study._storage.set_trial_user_attr(trial._trial_id, "worker_lost", True)
+        study._storage.set_trial_user_attr(trial._trial_id, Attr.FAIL_REASON, reason)
+        study._storage.set_trial_user_attr(trial._trial_id, Attr.WORKER_LOST, True)
         return bool(study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL))
     except UpdateFinishedTrialError:
         return False

@@ -29,11 +29,12 @@ from boolnas.search.liveness import fail_dead_workers, fail_stale
 from boolnas.search.objective import Evaluator, TrainFn, run_trial
 from boolnas.search.objectives import directions
 from boolnas.search.pareto import hypervolume, nondominated
-from boolnas.search.proposals import PROPOSED, propose
-from boolnas.search.report import write_reports
+from boolnas.search.proposals import propose
+from boolnas.search.report_files import write_reports
 from boolnas.search.rungs import promote
 from boolnas.search.storage import display_url
 from boolnas.search.study import enqueue_presets, open_study
+from boolnas.search.trial_record import Attr, StudyAttr, feasible_points, is_feasible
 from boolnas.space import PRESETS, Genotype, get_preset
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,7 @@ def reference_energy(cfg: SearchConfig, evaluator: Evaluator) -> float:
     """The fixed hypervolume reference energy: configured, or 2x the costliest preset's."""
     if cfg.hv_ref_energy_uJ is not None:
         return cfg.hv_ref_energy_uJ
-    return 2.0 * max(evaluator.energy(get_preset(p))["energy_uJ"] for p in PRESETS)
-
-
-def _points(trials: list[FrozenTrial]) -> list[tuple[float, float]]:
-    return [(float(t.user_attrs["accuracy"]), float(t.user_attrs["energy_uJ"])) for t in trials
-            if t.user_attrs.get("feasible", True) and "accuracy" in t.user_attrs]
+    return 2.0 * max(evaluator.energy(get_preset(p))[Attr.ENERGY] for p in PRESETS)
 
 
 class Proposer:
@@ -78,16 +74,16 @@ class Proposer:
             return  # this one is the sampler's
         asha = self.cfg.scheduler.active
         pick = propose(study, self.cfg.space, self.cfg.proposer, self.cost, self.ref, self.rng,
-                       self.cfg.max_energy_uJ, measured=(lambda t: t.user_attrs.get("rung", 0) == 0) if asha
+                       self.cfg.max_energy_uJ, measured=(lambda t: t.user_attrs.get(Attr.RUNG, 0) == 0) if asha
                        else (lambda t: True))
         if pick is not None:
             genotype, gain = pick
-            study.enqueue_trial(self.cfg.space.params_of(genotype), user_attrs={PROPOSED: gain})
+            study.enqueue_trial(self.cfg.space.params_of(genotype), user_attrs={Attr.PROPOSED: gain})
 
 
 def front_size(complete: list[FrozenTrial], objectives: tuple[str, ...]) -> int:
     """Members of the front of every objective among the feasible COMPLETE trials."""
-    rows = [t.values for t in complete if t.user_attrs.get("feasible", True) and t.values is not None]
+    rows = [t.values for t in complete if is_feasible(t.user_attrs) and t.values is not None]
     return sum(nondominated(rows, directions(objectives)))
 
 
@@ -95,13 +91,13 @@ def prepare_study(cfg: SearchConfig) -> optuna.Study:
     """Open (create or resume) the study, clean up after dead workers, enqueue the presets."""
     study = open_study(cfg)
     index = variant(study, cfg.resolved, cfg.allow_changed)  # refuses a run whose settings differ
-    if "config" not in study.user_attrs:  # the creating run's config: the report's setup summary
-        study.set_user_attr("config", cfg.resolved)
+    if StudyAttr.CONFIG not in study.user_attrs:  # the creating run's config: the report's setup summary
+        study.set_user_attr(StudyAttr.CONFIG, cfg.resolved)
     if study.metric_names is None:  # optuna-dashboard labels its axes with them
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(cfg.objectives))
-    study.set_user_attr("storage", display_url(cfg.storage, cfg.study_dir))
+    study.set_user_attr(StudyAttr.STORAGE, display_url(cfg.storage, cfg.study_dir))
     fail_dead_workers(study)
     fail_stale(study)
     if cfg.seeds:
@@ -146,9 +142,9 @@ def run_search(cfg: SearchConfig, *, data: Dataset | None = None, train_fn: Trai
             write_reports(study, cfg.study_dir)
         return study
     evaluator = Evaluator(cfg, data, train_fn, share, variant=variant(study, cfg.resolved, cfg.allow_changed))
-    if "hv_ref_energy_uJ" not in study.user_attrs:
-        study.set_user_attr("hv_ref_energy_uJ", reference_energy(cfg, evaluator))
-    ref = float(study.user_attrs["hv_ref_energy_uJ"])
+    if StudyAttr.HV_REF not in study.user_attrs:
+        study.set_user_attr(StudyAttr.HV_REF, reference_energy(cfg, evaluator))
+    ref = float(study.user_attrs[StudyAttr.HV_REF])
     log.info("study %r: %d/%d finished, sampler %s, storage %s", cfg.study, done, cfg.n_trials, cfg.sampler.name,
              display_url(cfg.storage, cfg.study_dir))
     try:
@@ -176,11 +172,11 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
             trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
             complete = [t for t in trials if t.state == TrialState.COMPLETE]
             for t in complete:
-                cache.setdefault(t.user_attrs.get("key", ""), t)
+                cache.setdefault(t.user_attrs.get(Attr.KEY, ""), t)
             bar.n = len(complete)
             if cfg.progress:
                 bar.set_postfix(front=front_size(complete, cfg.objectives),
-                                hv=f"{hypervolume(_points(complete), ref):.4f}")
+                                hv=f"{hypervolume(feasible_points([t.user_attrs for t in complete]), ref):.4f}")
             if len(complete) >= cfg.n_trials:
                 break
             if fail_dead_workers(study) + fail_stale(study):
@@ -196,7 +192,7 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
             _log_trial(t, cfg.objectives)
             if t.state == TrialState.PRUNED:  # a surplus trial given back (search/objective.py): not a failure
                 continue
-            failures = failures + [t.user_attrs.get("fail_reason", "?")] if t.state == TrialState.FAIL else []
+            failures = failures + [t.user_attrs.get(Attr.FAIL_REASON, "?")] if t.state == TrialState.FAIL else []
             if len(failures) >= cfg.max_consecutive_failures:
                 raise TooManyFailures(
                     f"{len(failures)} trials failed in a row "
@@ -207,15 +203,15 @@ def _loop(study: optuna.Study, cfg: SearchConfig, evaluator: Evaluator, ref: flo
 
 def _log_trial(t: FrozenTrial, objectives: tuple[str, ...]) -> None:
     a = t.user_attrs
-    name = a.get("preset") or a.get("candidate") or a.get("key", "?")
-    if "rung" in a:
-        name = f"{name} r{a['rung']}"
+    name = a.get(Attr.PRESET) or a.get(Attr.CANDIDATE) or a.get(Attr.KEY, "?")
+    if Attr.RUNG in a:
+        name = f"{name} r{a[Attr.RUNG]}"
     if t.state != TrialState.COMPLETE:
-        log.info("trial %d %s %s: %s", t.number, t.state.name, name, a.get("fail_reason", ""))
+        log.info("trial %d %s %s: %s", t.number, t.state.name, name, a.get(Attr.FAIL_REASON, ""))
         return
-    how = (f"reused trial {a['reused_from']}" if "reused_from" in a
-           else "over energy budget, not trained" if not a.get("feasible", True)
-           else f"trained {a.get('train_time_s', 0.0):.1f} s")
+    how = (f"reused trial {a[Attr.REUSED_FROM]}" if Attr.REUSED_FROM in a
+           else "over energy budget, not trained" if not is_feasible(a)
+           else f"trained {a.get(Attr.TRAIN_TIME, 0.0):.1f} s")
     extra = "".join(f"  {o} {t.values[i]:.4g}" for i, o in enumerate(objectives) if i >= 2)  # after accuracy, energy
-    log.info("trial %d %-18s acc %.4f  energy %8.1f uJ%s  (%s)", t.number, name, a["accuracy"], a["energy_uJ"], extra,
-             how)
+    log.info("trial %d %-18s acc %.4f  energy %8.1f uJ%s  (%s)", t.number, name, a[Attr.ACCURACY], a[Attr.ENERGY],
+             extra, how)

@@ -37,21 +37,16 @@ from boolnas.search.config import OBJECTIVES, SearchConfig
 from boolnas.search.cpu_share import CpuShare
 from boolnas.search.deferred_signals import interrupts_deferred
 from boolnas.search.liveness import WORKER, WORKER_NS, Heartbeat
-from boolnas.search.rungs import CANDIDATE, CARRIED, PARENT, RUNG, reuse_key, rung_budget, rung_of
+from boolnas.search.rungs import reuse_key, rung_budget, rung_of
 from boolnas.search.study import HAS_SET_CONSTRAINT, INTERRUPTED
+from boolnas.search.trial_record import CARRIED, INHERITED, REUSED, Attr
 from boolnas.space import Genotype, make_plan, preset_of
 from boolnas.space.sampling import sample
 
 log = logging.getLogger(__name__)
 
 TrainFn = Callable[..., Any]  # train_genotype's signature; replaceable in benchmarks
-METRIC_KEYS = ("accuracy", "energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops",
-               "size_bits", "zc_naswot", "zc_grad_norm", "zc_snip", "train_time_s", "energy_time_s", "device",
-               "threads", "diverged", "feasible", "constraint", "layers", "train_loss_sum")
 ZC_BATCH = 64
-# what a promoted trial takes from its parent instead of computing it again (search/rungs.py)
-INHERITED_KEYS = ("energy_uJ", "compute_uJ", "sram_uJ", "dram_uJ", "cycles", "bops", "flops", "ops", "size_bits",
-                  "energy_time_s", "feasible", "constraint", "layers", "zc_naswot", "zc_grad_norm", "zc_snip")
 
 
 class TrialFailed(Exception):
@@ -76,17 +71,17 @@ class Evaluator:
         report = estimate(plan, self.cfg.profile)
         s = report.summary()
         out: dict[str, Any] = {
-            "energy_uJ": s["total_uJ"], "compute_uJ": s["compute_uJ"], "sram_uJ": s["sram_uJ"],
+            Attr.ENERGY: s["total_uJ"], "compute_uJ": s["compute_uJ"], "sram_uJ": s["sram_uJ"],
             "dram_uJ": s["dram_uJ"], "cycles": s["cycles"], "bops": s["bops"], "flops": s["flops"],
-            "ops": s["ops"], "size_bits": plan.totals()["size_bits"],
+            Attr.OPS: s["ops"], "size_bits": plan.totals()["size_bits"],
             # per-layer [name, compute, SRAM, DRAM] in uJ, for the report's breakdown
-            "layers": [[r.name, round(r.compute_uJ, 4), round(r.sram_uJ, 4), round(r.dram_uJ, 4)]
+            Attr.LAYERS: [[r.name, round(r.compute_uJ, 4), round(r.sram_uJ, 4), round(r.dram_uJ, 4)]
                        for r in report.layers],
         }
         max_e = self.cfg.max_energy_uJ
-        out["constraint"] = [out["energy_uJ"] - max_e] if max_e is not None else [0.0]
-        out["feasible"] = max_e is None or out["energy_uJ"] <= max_e
-        out["energy_time_s"] = time.perf_counter() - started
+        out[Attr.CONSTRAINT] = [out[Attr.ENERGY] - max_e] if max_e is not None else [0.0]
+        out[Attr.FEASIBLE] = max_e is None or out[Attr.ENERGY] <= max_e
+        out[Attr.ENERGY_TIME] = time.perf_counter() - started
         return out
 
     def accuracy(self, genotype: Genotype, rung: int = 0, zero_cost: bool = True) -> dict[str, Any]:
@@ -98,11 +93,11 @@ class Evaluator:
         if self.cfg.zero_cost and zero_cost:
             out.update(self._zero_cost(genotype))
         _, result = self.train_fn(genotype, self.data, budget, seed=self.cfg.seed)
-        out.update(train_time_s=result.time_s, device=result.device, diverged=result.diverged)
+        out.update({Attr.TRAIN_TIME: result.time_s, "device": result.device, "diverged": result.diverged})
         if result.diverged or not math.isfinite(result.accuracy):
             raise TrialFailed(f"training diverged: {result.diverged_reason}")
-        out["accuracy"] = float(result.accuracy)
-        out["train_loss_sum"] = training_loss_sum(result.history)
+        out[Attr.ACCURACY] = float(result.accuracy)
+        out[Attr.TRAIN_LOSS_SUM] = training_loss_sum(result.history)
         return out
 
     def _budget(self) -> Any:
@@ -163,8 +158,8 @@ def run_trial(study: optuna.Study, evaluator: Evaluator, cache: dict[str, Frozen
             # "Heartbeat of storage is supposed to be used with Study.optimize": we record them (Heartbeat)
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()
-        trial.set_user_attr("worker", WORKER)
-        trial.set_user_attr("worker_ns", WORKER_NS)
+        trial.set_user_attr(Attr.WORKER, WORKER)
+        trial.set_user_attr(Attr.WORKER_NS, WORKER_NS)
         if _surplus(study, trial, evaluator.cfg.n_trials):
             return _give_back(study, trial)
         with Heartbeat(study, trial._trial_id):
@@ -190,9 +185,9 @@ def _give_back(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial:
     frozen = study._storage.get_trial(trial._trial_id)
     fixed = frozen.system_attrs.get("fixed_params")
     if fixed:
-        attrs = {k: frozen.user_attrs[k] for k in ("seed", "retry_of", *CARRIED) if k in frozen.user_attrs}
+        attrs = {k: frozen.user_attrs[k] for k in (Attr.SEED, Attr.RETRY_OF, *CARRIED) if k in frozen.user_attrs}
         study.enqueue_trial(fixed, user_attrs=attrs)
-    trial.set_user_attr("fail_reason", "not run: the other workers hold the last slots of n_trials")
+    trial.set_user_attr(Attr.FAIL_REASON, "not run: the other workers hold the last slots of n_trials")
     return study.tell(trial, state=TrialState.PRUNED)
 
 
@@ -206,36 +201,36 @@ def _score(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
         candidate = genotype.key() if not evaluator.variant else f"{genotype.key()}@v{evaluator.variant}"
         rung = rung_of(trial) if evaluator.cfg.scheduler.active else None
         key = reuse_key(candidate, rung)
-        trial.set_user_attr("genotype", genotype.to_dict())
-        trial.set_user_attr("key", key)
-        trial.set_user_attr("preset", preset_of(genotype))
-        trial.set_user_attr("sampler", evaluator.cfg.sampler.name)
+        trial.set_user_attr(Attr.GENOTYPE, genotype.to_dict())
+        trial.set_user_attr(Attr.KEY, key)
+        trial.set_user_attr(Attr.PRESET, preset_of(genotype))
+        trial.set_user_attr(Attr.SAMPLER, evaluator.cfg.sampler.name)
         if evaluator.variant:
-            trial.set_user_attr("variant", evaluator.variant)
+            trial.set_user_attr(Attr.VARIANT, evaluator.variant)
         if rung is not None:
-            trial.set_user_attr(RUNG, rung)
-            trial.set_user_attr(CANDIDATE, candidate)
+            trial.set_user_attr(Attr.RUNG, rung)
+            trial.set_user_attr(Attr.CANDIDATE, candidate)
         source = claim_or_reuse(study, trial, key, cache)
-        parent = trial.user_attrs.get(PARENT)
+        parent = trial.user_attrs.get(Attr.PARENT)
         if source is not None:
-            metrics = {k: source.user_attrs[k] for k in METRIC_KEYS if k in source.user_attrs}
-            metrics["reused_from"] = source.number
+            metrics = {k: source.user_attrs[k] for k in REUSED if k in source.user_attrs}
+            metrics[Attr.REUSED_FROM] = source.number
         elif parent is not None:  # a promotion: energy and zero-cost scores are its parent's
             before = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
                 study._study_id, int(parent)))
-            metrics = {k: before.user_attrs[k] for k in INHERITED_KEYS if k in before.user_attrs}
+            metrics = {k: before.user_attrs[k] for k in INHERITED if k in before.user_attrs}
             metrics.update(evaluator.accuracy(genotype, rung or 0, zero_cost=False))
         else:
             metrics = evaluator.energy(genotype)
-            if metrics["feasible"]:
+            if metrics[Attr.FEASIBLE]:
                 metrics.update(evaluator.accuracy(genotype, rung or 0))
             else:
-                metrics["accuracy"] = 0.0  # penalty: never trained (see the module docstring)
+                metrics[Attr.ACCURACY] = 0.0  # penalty: never trained (see the module docstring)
         for k, v in metrics.items():
             trial.set_user_attr(k, v)
         if evaluator.cfg.max_energy_uJ is not None and HAS_SET_CONSTRAINT:
-            trial.set_constraint("max_energy_uJ", metrics["constraint"][0])  # <= 0: feasible
-        trial.set_user_attr("trial_time_s", time.perf_counter() - started)
+            trial.set_constraint("max_energy_uJ", metrics[Attr.CONSTRAINT][0])  # <= 0: feasible
+        trial.set_user_attr(Attr.TRIAL_TIME, time.perf_counter() - started)
         frozen = study.tell(trial, objective_values(metrics, evaluator.cfg.objectives))
         cache.setdefault(key, frozen)
         return frozen
@@ -252,7 +247,7 @@ def _score(study: optuna.Study, trial: optuna.Trial, evaluator: Evaluator,
 
 def _fail(study: optuna.Study, trial: optuna.Trial, reason: str) -> FrozenTrial:
     try:
-        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr(Attr.FAIL_REASON, reason)
         return study.tell(trial, state=TrialState.FAIL)
     except (UpdateFinishedTrialError, ValueError):  # already failed by another worker (as stale): keep its record
         return study._storage.get_trial(trial._trial_id)

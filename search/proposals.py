@@ -33,11 +33,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from boolnas.search.pareto import front
+from boolnas.search.trial_record import Attr, feasible_points, is_feasible
 from boolnas.space import Genotype
+from boolnas.space.fields import INTEGER, NUMBER, Check, check_fields, options_of
 from boolnas.space.sampling import SearchSpace, sample
 
 PROPOSERS = ("none", "ehvi")
-PROPOSED = "proposed_ehvi"  # user attr of a proposed trial: its expected hypervolume improvement
+PROPOSED = Attr.PROPOSED  # user attr of a proposed trial: its expected hypervolume improvement
 
 
 @dataclass(frozen=True)
@@ -52,21 +54,9 @@ class ProposerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProposerConfig:
-        data = dict(data)
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown proposer option(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
-        out = cls(**data)
-        if out.name not in PROPOSERS:
-            raise ValueError(f"proposer.name={out.name!r} is unknown; use one of {list(PROPOSERS)}")
-        for n, low in (("candidates", 1), ("startup", 2)):
-            v = getattr(out, n)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ValueError(f"proposer.{n} must be an integer >= {low}, got {v!r}")
-        for n, lo, hi in (("explore", 0.0, 1.0), ("ridge", 1e-9, math.inf)):
-            v = getattr(out, n)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-                raise ValueError(f"proposer.{n} must be a number in [{lo}, {hi}], got {v!r}")
+        out = cls(**options_of(cls, data, "proposer"))
+        check_fields(out, "proposer", name=PROPOSERS, candidates=Check(INTEGER, 1, expected="an integer >= 1"),
+                     startup=Check(INTEGER, 2), explore=Check(NUMBER, 0.0, 1.0), ridge=Check(NUMBER, 1e-9, math.inf))
         return out
 
     @property
@@ -160,10 +150,10 @@ def propose(study: optuna.Study, space: SearchSpace, config: ProposerConfig, cos
     metrics of a genotype (search/objective.py ``Evaluator.energy``); ``measured``: which
     finished trials the model learns from (a multi-fidelity study: rung 0 only)."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("feasible", True) and "genotype" in t.user_attrs and measured(t)]
+            if is_feasible(t.user_attrs) and Attr.GENOTYPE in t.user_attrs and measured(t)]
     if len(done) < config.startup:
         return None
-    known = {t.user_attrs.get("key", "").split("@")[0] for t in study.get_trials(deepcopy=False)}
+    known = {t.user_attrs.get(Attr.KEY, "").split("@")[0] for t in study.get_trials(deepcopy=False)}
     drawn: dict[str, Genotype] = {}
     for _ in range(config.candidates):
         g = sample(_RandomTrial(rng), space)
@@ -177,11 +167,11 @@ def propose(study: optuna.Study, space: SearchSpace, config: ProposerConfig, cos
     if not keep:
         return None
     pool, costs = [pool[i] for i in keep], [costs[i] for i in keep]
-    seen = [Genotype.from_dict(t.user_attrs["genotype"]) for t in done]
+    seen = [Genotype.from_dict(t.user_attrs[Attr.GENOTYPE]) for t in done]
     model = LinearModel(features(seen, [t.user_attrs for t in done], space),
-                        np.array([float(t.user_attrs["accuracy"]) for t in done]), config.ridge)
+                        np.array([float(t.user_attrs[Attr.ACCURACY]) for t in done]), config.ridge)
     mu, sigma = model.predict(features(pool, costs, space))
-    points = [(float(t.user_attrs["accuracy"]), float(t.user_attrs["energy_uJ"])) for t in done]
+    points = feasible_points([t.user_attrs for t in done])
     gain = expected_hv_improvement(mu, sigma, np.array([c["energy_uJ"] for c in costs]), points, ref_energy)
     best = int(np.argmax(gain))
     return pool[best], float(gain[best])

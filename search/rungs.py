@@ -38,13 +38,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from boolnas.evaluators.training import Budget
 from boolnas.search.promotion import next_promotion
+from boolnas.search.trial_record import Attr, is_feasible
+from boolnas.space.fields import INTEGER, NUMBER, Check, check_fields, is_number, one_of, options_of
 
 SCHEDULERS = ("none", "asha")
 RANK_SIGNALS = ("accuracy", "loss_sum")  # what promotion ranks a rung's candidates by (with energy)
-RUNG = "rung"  # user attrs of a trial
-PARENT = "promoted_from"
-CANDIDATE = "candidate"  # the genotype key, known before the trial runs (enqueued promotions)
-CARRIED = (RUNG, PARENT, CANDIDATE)  # what a retry or a given-back trial must keep
 
 
 @dataclass(frozen=True)
@@ -59,28 +57,18 @@ class SchedulerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SchedulerConfig:
-        data = dict(data)
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown scheduler option(s) {unknown}; allowed: {sorted(cls.__dataclass_fields__)}")
+        data = options_of(cls, data, "scheduler")
         if "rungs" in data:
             rungs = data["rungs"]
             if isinstance(rungs, (str, bytes)) or not isinstance(rungs, Sequence) or not rungs:
                 raise ValueError(f"scheduler.rungs must be a non-empty list of budget multipliers, got {rungs!r}")
             data["rungs"] = tuple(rungs)
         out = cls(**data)
-        if out.name not in SCHEDULERS:
-            raise ValueError(f"scheduler.name={out.name!r} is unknown; use one of {list(SCHEDULERS)}")
-        bad = [r for r in out.rungs if isinstance(r, bool) or not isinstance(r, (int, float))
-               or not 0 < r < math.inf]
+        one_of(out.name, "scheduler.name", SCHEDULERS)
+        bad = [r for r in out.rungs if not is_number(r) or not 0 < r < math.inf]
         if bad or list(out.rungs) != sorted(set(out.rungs)):
             raise ValueError(f"scheduler.rungs must be positive, increasing budget multipliers, got {list(out.rungs)}")
-        if isinstance(out.eta, bool) or not isinstance(out.eta, int) or out.eta < 2:
-            raise ValueError(f"scheduler.eta must be an integer >= 2, got {out.eta!r}")
-        if isinstance(out.min_tau, bool) or not isinstance(out.min_tau, (int, float)) or not -1 <= out.min_tau <= 1:
-            raise ValueError(f"scheduler.min_tau must be a number in [-1, 1], got {out.min_tau!r}")
-        if out.rank_by not in RANK_SIGNALS:
-            raise ValueError(f"scheduler.rank_by={out.rank_by!r} is unknown; use one of {list(RANK_SIGNALS)}")
+        check_fields(out, "scheduler", eta=Check(INTEGER, 2), min_tau=Check(NUMBER, -1, 1), rank_by=RANK_SIGNALS)
         return out
 
     @property
@@ -117,16 +105,16 @@ def reuse_key(genotype_key: str, rung: int | None) -> str:
 def rung_of(trial: FrozenTrial | optuna.Trial) -> int:
     """A trial's rung (0 when it was not promoted)."""
     attrs = trial.user_attrs
-    return int(attrs.get(RUNG, 0))
+    return int(attrs.get(Attr.RUNG, 0))
 
 
 def rank_signal(attrs: Mapping[str, Any], rank_by: str = "accuracy") -> float:
     """What promotion ranks a measured candidate by, higher is better: its accuracy, or its
     negated training-loss sum (``scheduler.rank_by``; a trial without one ranks last)."""
     if rank_by == "loss_sum":
-        loss = attrs.get("train_loss_sum")
+        loss = attrs.get(Attr.TRAIN_LOSS_SUM)
         return -float(loss) if loss is not None and math.isfinite(float(loss)) else -math.inf
-    return float(attrs["accuracy"])
+    return float(attrs[Attr.ACCURACY])
 
 
 def rung_state(trials: Sequence[FrozenTrial], rank_by: str = "accuracy") -> tuple[
@@ -141,14 +129,14 @@ def rung_state(trials: Sequence[FrozenTrial], rank_by: str = "accuracy") -> tupl
     done = sorted((t for t in trials if t.state == TrialState.COMPLETE),
                   key=lambda t: (t.datetime_complete is None, t.datetime_complete, t.number))
     for t in done:
-        key, rung = t.user_attrs.get(CANDIDATE), rung_of(t)
-        if key is None or not t.user_attrs.get("feasible", True) or (key, rung) in source:
+        key, rung = t.user_attrs.get(Attr.CANDIDATE), rung_of(t)
+        if key is None or not is_feasible(t.user_attrs) or (key, rung) in source:
             continue
         source[(key, rung)] = t.number
         measured.setdefault(rung, []).append((key, (rank_signal(t.user_attrs, rank_by),
-                                                    float(t.user_attrs["energy_uJ"]))))
+                                                    float(t.user_attrs[Attr.ENERGY]))))
     for t in trials:
-        key = t.user_attrs.get(CANDIDATE)
+        key = t.user_attrs.get(Attr.CANDIDATE)
         if key is not None and t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING):
             taken.setdefault(rung_of(t), set()).add(key)
     return measured, taken, source
@@ -166,7 +154,7 @@ def promote(study: optuna.Study, scheduler: SchedulerConfig) -> tuple[str, int] 
     key, rung = pick
     number = source[(str(key), rung - 1)]
     parent = next(t for t in trials if t.number == number)
-    study.enqueue_trial(parent.params, user_attrs={RUNG: rung, PARENT: parent.number, CANDIDATE: key})
+    study.enqueue_trial(parent.params, user_attrs={Attr.RUNG: rung, Attr.PARENT: parent.number, Attr.CANDIDATE: key})
     return str(key), rung
 
 

@@ -16,7 +16,7 @@
 An unreachable server fails within :data:`CONNECT_TIMEOUT_S` with a message, and every URL
 shown to a user or written to a file has its password masked (:func:`masked`). A command that
 names no storage opens a study folder holding only ``journal.log`` as a journal study
-(:func:`detect_local_kind`, used by search/cli_support.py).
+(:func:`detect_local_kind`, used by search/cli/studies.py).
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ import re
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from boolnas.search.config import StorageConfig
+if TYPE_CHECKING:  # annotations only: search/config.py defines StorageConfig and imports this module
+    from boolnas.search.config import StorageConfig
 
 ENV_URL = "BOOLNAS_STORAGE_URL"
 CONNECT_TIMEOUT_S = 10  # per connection attempt; opening a study stays well inside 30 s

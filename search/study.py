@@ -15,12 +15,13 @@ from optuna.trial import FrozenTrial, TrialState
 from boolnas.search.config import SamplerConfig, SearchConfig, StorageConfig
 from boolnas.search.liveness import MAX_RETRY_ATTR
 from boolnas.search.storage import LOCAL_FILES, display_url, is_local_file, make_storage
+from boolnas.search.trial_record import Attr, StudyAttr
 
 log = logging.getLogger(__name__)
 
 def _constraint(trial: FrozenTrial) -> list[float]:
     """Optuna's constraints_func: ``energy - max`` (<= 0 is feasible), recorded per trial."""
-    return list(trial.user_attrs.get("constraint", [0.0]))
+    return list(trial.user_attrs.get(Attr.CONSTRAINT, [0.0]))
 
 
 # Optuna >= 5 reads constraints that trials record with Trial.set_constraint (constraints_func is
@@ -54,9 +55,9 @@ def open_study(cfg: SearchConfig) -> optuna.Study:
     study = optuna.create_study(study_name=cfg.study, storage=storage, directions=cfg.directions,
                                 load_if_exists=True)
     study.set_user_attr(MAX_RETRY_ATTR, cfg.storage.max_retry)
-    recorded = study.user_attrs.get("objectives")
+    recorded = study.user_attrs.get(StudyAttr.OBJECTIVES)
     if recorded is None:
-        study.set_user_attr("objectives", list(cfg.objectives))
+        study.set_user_attr(StudyAttr.OBJECTIVES, list(cfg.objectives))
     elif list(recorded) != list(cfg.objectives):
         raise ValueError(f"study {cfg.study!r} was created with objectives {recorded}, not {list(cfg.objectives)}; "
                          f"use another study=<name> or the same objectives")
@@ -106,10 +107,10 @@ def enqueue_presets(study: optuna.Study, cfg: SearchConfig, variant: int = 0) ->
         mine = [t for t in trials if _is_genotype(t, genotype.key(), params, variant)]
         if genotype.key() in done or any(t.state in PENDING_OR_DONE for t in mine):
             continue
-        failed = [t for t in mine if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") != INTERRUPTED]
-        lost = [t for t in failed if t.user_attrs.get("worker_lost")]
+        failed = [t for t in mine if t.state == TrialState.FAIL and t.user_attrs.get(Attr.FAIL_REASON) != INTERRUPTED]
+        lost = [t for t in failed if t.user_attrs.get(Attr.WORKER_LOST)]
         if len(failed) > len(lost) or len(lost) > max_retry:
-            reasons = "; ".join(sorted({str(t.user_attrs.get("fail_reason", "?")) for t in failed}))
+            reasons = "; ".join(sorted({str(t.user_attrs.get(Attr.FAIL_REASON, "?")) for t in failed}))
             log.info("preset %s is not enqueued again: its trial(s) %s failed (%s)", name,
                      ", ".join(str(t.number) for t in failed), reasons)
             continue
@@ -117,7 +118,7 @@ def enqueue_presets(study: optuna.Study, cfg: SearchConfig, variant: int = 0) ->
             how = "were interrupted" + (" or lost their worker" if lost else "")
             log.info("preset %s enqueued again: its trial(s) %s %s before it was evaluated", name,
                      ", ".join(str(t.number) for t in mine), how)
-        study.enqueue_trial(params, user_attrs={"seed": name})
+        study.enqueue_trial(params, user_attrs={Attr.SEED: name})
         done.add(genotype.key())
         queued.append(name)
     return queued
@@ -128,7 +129,7 @@ def _is_genotype(trial: FrozenTrial, key: str, params: dict[str, object], varian
     under settings ``variant``. The reuse key carries the variant and the rung after the genotype
     key (``<key>@v<n>@r<k>``, search/objective.py); a trial that has not started yet is matched
     by its fixed parameters (whichever variant runs it measures it under its own settings)."""
-    recorded = trial.user_attrs.get("key")
+    recorded = trial.user_attrs.get(Attr.KEY)
     if recorded is not None:
         base, *tags = str(recorded).split("@")
         recorded_variant = next((int(t[1:]) for t in tags if t.startswith("v")), 0)

@@ -33,11 +33,11 @@ from typing import IO
 import optuna
 from optuna.trial import TrialState
 
-from boolnas.search.cli_support import START_GATE_ENV, WORKER_TAG_ENV
 from boolnas.search.config import SearchConfig
 from boolnas.search.cpu_share import LOCAL_WORKERS_ENV
 from boolnas.search.loop import front_size, load_checked_data, prepare_study
-from boolnas.search.report import write_reports
+from boolnas.search.report_files import write_reports
+from boolnas.search.worker_env import START_GATE_ENV, WORKER_TAG_ENV
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0

@@ -1,10 +1,12 @@
 """Network builder: ``build(plan) -> PlanNetwork``, one module per LayerSpec of the plan.
 
-The network is assembled from the plan alone (the only genotype choice read is
-``plan.sign_grad``, the surrogate gradient of activation signs), so the built network and the
-energy model see the same architecture. Each layer module's output has shape
-``(N, *spec.out_shape)``: binary maps ``(N, k, C, H, W)`` of exact +-1 values (also for
-``k = 1``), real maps ``(N, C, H, W)``, ``head`` ``(N, C)``, ``fc`` ``(N, classes)``.
+The plan is validated first (space/plan_checks.py: the checks the energy model makes too; a
+:class:`PlanError` names the layer and the field). The network is assembled from the plan alone
+(the only genotype choice read is ``plan.sign_grad``, the surrogate gradient of activation
+signs), so the built network and the energy model see the same architecture. Each layer
+module's output has shape ``(N, *spec.out_shape)``: binary maps ``(N, k, C, H, W)`` of exact
++-1 values (also for ``k = 1``), real maps ``(N, C, H, W)``, ``head`` ``(N, C)``, ``fc``
+``(N, classes)``.
 """
 
 from __future__ import annotations
@@ -25,13 +27,10 @@ from boolnas.space.layers import (
     XnorJoin,
 )
 from boolnas.space.plan import INPUT, LAYER_KINDS, REAL_BITS, LayerSpec, Plan, Tap
+from boolnas.space.plan_checks import PlanError, check_binarizer, check_conv, validate
 from boolnas.space.quantizers import MultiSliceSign, ProgressiveWeightBinarizer, RSign
 
 logger = logging.getLogger(__name__)
-
-
-class PlanError(ValueError):
-    """A plan that cannot be built as written; the message names the layer and the field."""
 
 
 def _key(name: str) -> str:
@@ -40,11 +39,8 @@ def _key(name: str) -> str:
 
 
 def _binarizer(kind: str, channels: int, k: int, grad: str, layer: str) -> nn.Module:
-    if kind == "sign":
-        return MultiSliceSign(k, grad)
-    if kind == "rsign":
-        return RSign(channels, k, grad)
-    raise PlanError(f"layer {layer!r}: unknown binarizer {kind!r}; expected 'sign' or 'rsign'")
+    check_binarizer(kind, layer)
+    return MultiSliceSign(k, grad) if kind == "sign" else RSign(channels, k, grad)
 
 
 # --------------------------------------------------------------------------- layer modules
@@ -65,58 +61,30 @@ class ConvLayer(nn.Module):
     def __init__(self, spec: LayerSpec, sign_grad: str, logic_join_bias: float = 1.0) -> None:
         super().__init__()
         s = spec
+        check_conv(s)  # the spec's fields (space/plan_checks.py); its wiring is checked with the plan
         self.pre_pool = (nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False)
                          if s.pre_pool == "avg2" else None)
-        if s.pre_pool not in ("none", "avg2"):
-            raise PlanError(f"layer {s.name!r}: unknown pre_pool {s.pre_pool!r}")
-        if s.src_bits == 1 and s.pre_pool != "none" and s.in_bits == 1:
-            raise PlanError(
-                f"layer {s.name!r}: pooling a binary source gives real values, but in_bits == 1 "
-                "and the source is not binarized again (src_bits == 1); set in_bits = 32"
-            )
         # A real source is binarized here when the conv needs a binary operand.
         self.input_quantizer = (
             _binarizer(s.in_binarizer, s.c_in, s.in_slices, sign_grad, s.name)
             if s.src_bits == REAL_BITS and s.in_bits == 1 else None
         )
-        if s.src_bits == REAL_BITS and s.in_bits == REAL_BITS and s.in_slices != 1:
-            raise PlanError(f"layer {s.name!r}: a real source with in_slices={s.in_slices} != 1")
-        if s.src_bits == 1 and s.in_slices != s.src_slices:
-            raise PlanError(
-                f"layer {s.name!r}: binary source of {s.src_slices} slices used as an operand of "
-                f"{s.in_slices} slices"
-            )
         conv_kw = dict(stride=s.stride, padding=s.padding, dilation=s.dilation, groups=s.groups,
                        padding_mode=s.padding_mode)
         if s.kind == "binconv":
-            if s.w_bits != 1:
-                raise PlanError(f"layer {s.name!r}: kind 'binconv' with w_bits={s.w_bits}")
             self.conv: MultiSliceConv2d = BinaryConv2d(
                 s.in_slices * s.c_in, s.c_out, s.kernel, **conv_kw)
         else:
             self.conv = MultiSliceConv2d(s.in_slices * s.c_in, s.c_out, s.kernel, **conv_kw)
             nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
-        if s.padding_mode == "zeros" and s.in_bits == 1 and s.padding > 0:
-            raise PlanError(
-                f"layer {s.name!r}: a binary operand zero-padded (padding={s.padding}) is not +-1; "
-                "use padding_mode 'replicate'"
-            )
-        if s.post_pool not in ("none", "max2"):
-            raise PlanError(f"layer {s.name!r}: unknown post_pool {s.post_pool!r}")
         self.post_pool = nn.MaxPool2d(2, ceil_mode=True) if s.post_pool == "max2" else None
         self.bn = nn.BatchNorm2d(s.c_out) if s.norm else None
-        if s.join not in ("none", "add", "add_mean", "xnor", "or"):
-            raise PlanError(f"layer {s.name!r}: unknown join {s.join!r}")
         self.join = s.join
         self.bn_mean = nn.BatchNorm2d(s.c_out) if s.join == "add_mean" else None
-        if s.act not in ("none", "rprelu", "prelu"):
-            raise PlanError(f"layer {s.name!r}: unknown act {s.act!r}")
         self.act: nn.Module | None = (RPReLU(s.c_out) if s.act == "rprelu"
                                       else nn.PReLU(s.c_out) if s.act == "prelu" else None)
         self.output_quantizer = (_binarizer(s.out_binarizer, s.c_out, s.out_slices, sign_grad, s.name)
                                  if s.out_bits == 1 else None)
-        if s.join in ("xnor", "or") and s.out_bits != 1:
-            raise PlanError(f"layer {s.name!r}: logic join {s.join!r} on a real output")
         self.logic = XnorJoin() if s.join == "xnor" else OrJoin() if s.join == "or" else None
         if self.logic is not None and self.bn is not None:
             nn.init.constant_(self.bn.bias, logic_join_bias if s.join == "xnor" else -logic_join_bias)
@@ -217,67 +185,6 @@ def _make_layer(spec: LayerSpec, sign_grad: str, logic_join_bias: float) -> nn.M
         f"layer {spec.name!r}: unknown kind {kind!r}; expected one of {list(LAYER_KINDS)}")
 
 
-# --------------------------------------------------------------------------- plan checks
-def _tap_shape(tap: Tap, shapes: dict[str, tuple[int, ...]], reader: str) -> tuple[int, ...]:
-    if tap.src not in shapes:
-        raise PlanError(f"layer {reader!r} reads {tap.src!r}, which is not an earlier layer")
-    shape = shapes[tap.src]
-    cdim = 1 if len(shape) == 4 else 0  # (k, C, H, W) or (C, H, W) or (C,)
-    c = shape[cdim]
-    hi = c if tap.hi is None else tap.hi
-    if not 0 <= tap.lo < hi <= c:
-        raise PlanError(f"layer {reader!r}: tap {tap} outside the {c} channels of {tap.src!r}")
-    return (*shape[:cdim], hi - tap.lo, *shape[cdim + 1:])
-
-
-def _check_inputs(plan: Plan) -> None:
-    """Every layer's taps exist and carry what its spec says it reads (clear errors early)."""
-    t = plan.task
-    shapes: dict[str, tuple[int, ...]] = {INPUT: (t.in_channels, t.input_size, t.input_size)}
-    for s in plan:
-        if not s.inputs:
-            raise PlanError(f"layer {s.name!r} has no inputs")
-        main = _tap_shape(s.inputs[0], shapes, s.name)
-        if s.kind in ("conv", "binconv"):
-            expect = ((s.src_slices, s.c_in, s.h_in, s.w_in) if s.src_bits == 1
-                      else (s.c_in, s.h_in, s.w_in))
-            if main != expect:
-                raise PlanError(f"layer {s.name!r}: main input {s.inputs[0]} has shape {main}, "
-                                f"the spec says {expect} (src_bits={s.src_bits})")
-            need_res = s.join != "none"
-            if need_res != (len(s.inputs) == 2):
-                raise PlanError(f"layer {s.name!r}: join {s.join!r} with {len(s.inputs)} inputs")
-            if need_res:
-                res = _tap_shape(s.inputs[1], shapes, s.name)
-                c, h, w = s.c_out, s.h_out, s.w_out
-                expect_res = {
-                    "add": (c, h, w),
-                    "add_mean": (res[0], c, h, w) if len(res) == 4 else None,
-                    "xnor": (s.out_slices, c, h, w),
-                    "or": (s.out_slices, c, h, w),
-                }[s.join]
-                if res != expect_res:
-                    raise PlanError(f"layer {s.name!r}: residual {s.inputs[1]} has shape {res}, "
-                                    f"join {s.join!r} needs {expect_res}")
-        elif s.kind == "shuffle":
-            if len(s.inputs) != 2:
-                raise PlanError(f"layer {s.name!r}: shuffle needs 2 inputs, has {len(s.inputs)}")
-            other = _tap_shape(s.inputs[1], shapes, s.name)
-            cdim = 1 if len(main) == 4 else 0
-            same_format = len(main) == len(other) and all(
-                a == b for i, (a, b) in enumerate(zip(main, other, strict=True)) if i != cdim)
-            if not same_format:
-                raise PlanError(
-                    f"layer {s.name!r}: shuffle inputs {main} and {other} differ in format")
-        elif s.kind in ("las", "binarize", "pool", "head"):
-            if main != (s.c_in, s.h_in, s.w_in):
-                raise PlanError(f"layer {s.name!r}: input {s.inputs[0]} has shape {main}, "
-                                f"the spec says {(s.c_in, s.h_in, s.w_in)}")
-        elif s.kind == "fc" and main != (s.c_in,):
-            raise PlanError(f"layer {s.name!r}: input has shape {main}, the spec says ({s.c_in},)")
-        shapes[s.name] = s.out_shape
-
-
 # --------------------------------------------------------------------------- network
 class PlanNetwork(nn.Module):
     """The network of a :class:`~space.plan.Plan`: runs the layers in plan order.
@@ -288,7 +195,7 @@ class PlanNetwork(nn.Module):
 
     def __init__(self, plan: Plan, *, logic_join_bias: float = 1.0) -> None:
         super().__init__()
-        _check_inputs(plan)
+        validate(plan)  # space/plan_checks.py; a plan from make_plan is already checked
         self.plan = plan
         self.layers = nn.ModuleDict(
             {_key(s.name): _make_layer(s, plan.sign_grad, logic_join_bias) for s in plan})

@@ -1,6 +1,6 @@
 """The Genotype: a frozen, hashable record of every architecture choice.
 
-The skeleton is a four-stage ResNet-18-like network (see ../shared/reference). Every choice
+The skeleton is a four-stage ResNet-18-like network (see docs/bnn-background.md, section 2). Every choice
 is either *global* or *per stage*; per-stage choices are stored as tuples of length
 ``NUM_STAGES`` (``downsample`` has one entry per stage transition, stages 2..4). A global value
 given to :meth:`Genotype.from_dict` is broadcast to every stage, and :meth:`Genotype.to_dict`
@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from boolnas.space.fields import is_integer, is_number, within
 from boolnas.space.records import record_from_mapping
 
 NUM_STAGES = 4
@@ -166,17 +167,17 @@ def _validated(name: str, value: Any) -> Any:
 
 def _validated_scalar(name: str, value: Any) -> Any:
     if name == "blocks":
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_integer(value):
             raise ValueError(f"genotype field 'blocks': expected an integer 1..{MAX_BLOCKS}, got {value!r}")
-        if not 1 <= value <= MAX_BLOCKS:
+        if not within(value, 1, MAX_BLOCKS):
             raise ValueError(f"genotype field 'blocks': {value} is outside the allowed range 1..{MAX_BLOCKS}")
         return value
     if name == "width_mult":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise ValueError(
                 f"genotype field 'width_mult': expected a number in (0, {MAX_WIDTH_MULT}], got {value!r}"
             )
-        if not 0 < float(value) <= MAX_WIDTH_MULT:
+        if not within(float(value), 0, MAX_WIDTH_MULT, low_open=True):
             raise ValueError(
                 f"genotype field 'width_mult': {value} is outside the allowed range (0, {MAX_WIDTH_MULT}]"
             )

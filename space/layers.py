@@ -1,7 +1,7 @@
 """BNN building blocks: convolutions with quantizers, logic joins, LAS, RPReLU, shuffle.
 
 Binary maps are ``(N, k, C, H, W)`` tensors of exact +-1 values (k slices); real maps are
-``(N, C, H, W)``. See ../shared/reference/bnn-architectures.md, section 1.
+``(N, C, H, W)``. See docs/bnn-background.md, section 1.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ The plan is the single source of truth shared by the network builder (space/buil
 the energy model (evaluators/energy). Each :class:`LayerSpec` is one module of the built network
 whose output shape is ``spec.out_shape`` (batch dimension excluded). Layers read the outputs of
 earlier layers through :class:`Tap` s (a channel range of a named producer), so the plan is a small
-DAG: main input first, then the residual of a join, if any.
+DAG: main input first, then the residual of a join, if any. :func:`make_plan` returns a checked
+plan; space/plan_checks.py holds the checks, which the builder and the energy model also apply
+to any plan made otherwise.
 
 Conventions
 -----------
@@ -25,12 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from boolnas.space.genotype import BASE_WIDTHS, NUM_STAGES, Genotype
+from boolnas.space.plan_checks import INPUT, LAYER_KINDS, REAL_BITS, validate  # noqa: F401  (LAYER_KINDS: re-exported)
 from boolnas.space.task import Task
 
-REAL_BITS = 32
-INPUT = "input"  # name of the image that feeds the first layer
-
-LAYER_KINDS = ("conv", "binconv", "las", "binarize", "pool", "shuffle", "head", "fc")
 JOINS = ("none", "xnor", "or", "add", "add_mean")
 
 
@@ -208,6 +207,24 @@ class _Map(NamedTuple):
         return self.bits == 1
 
 
+class _Binarization(NamedTuple):
+    """How a convolution's operand and output are binarized.
+
+    A binary source is used as it is (its own slice count); a real source is binarized into
+    ``k`` slices when ``binarize_input``; a binary output (``out_binary``) has ``k`` slices.
+    ``in_binarizer`` defaults to ``out_binarizer`` (a stage uses one kind of sign).
+    """
+
+    k: int
+    binarize_input: bool
+    out_binary: bool
+    out_binarizer: str = "sign"  # 'sign' | 'rsign' (learnable thresholds)
+    in_binarizer: str | None = None
+
+
+REAL = _Binarization(k=1, binarize_input=False, out_binary=False)  # a real conv: real operand and output
+
+
 def round_channels(value: float, divisor: int = 8) -> int:
     """Nearest multiple of ``divisor`` (at least ``divisor``): keeps every k in {1,2,4,8} legal."""
     return max(divisor, int(value / divisor + 0.5) * divisor)
@@ -244,33 +261,32 @@ class _Planner:
         name: str,
         src: _Map,
         c_out: int,
+        *,
         stage: int,
         block: int,
         role: str,
         kernel: int,
-        stride: int,
-        dilation: int,
+        stride: int = 1,
+        dilation: int = 1,
         binary_weights: bool,
-        binarize_input: bool,
-        k: int,
         grouped: bool,
-        out_binary: bool,
-        out_binarizer: str = "sign",
-        residual: _Map | None = None,
+        binarization: _Binarization,
         join: str = "none",
+        residual: _Map | None = None,
         act: str = "none",
         pre_pool: str = "none",
         post_pool: str = "none",
-        in_binarizer: str | None = None,
     ) -> _Map:
-        """Add one convolution layer; see LayerSpec for the processing order.
+        """Add one convolution layer reading ``src``; see LayerSpec for the processing order.
 
-        A binary source is used as it is (its own slice count); a real source is binarized
-        with ``k`` slices when ``binarize_input``. ``grouped`` makes a multi-slice conv
-        (groups = operand slices), otherwise the slices are flattened into one group.
-        ``in_binarizer`` defaults to ``out_binarizer`` (a stage uses one kind of sign).
+        ``grouped`` makes a multi-slice conv (groups = operand slices), otherwise the slices
+        are flattened into one group. ``binarization`` says how the operand and the output are
+        binarized; ``join`` (one of JOINS) joins the map ``residual`` (None with 'none').
         """
-        in_binarizer = in_binarizer or out_binarizer
+        bz = binarization
+        k, binarize_input, out_binary = bz.k, bz.binarize_input, bz.out_binary
+        out_binarizer = bz.out_binarizer
+        in_binarizer = bz.in_binarizer or out_binarizer
         if src.binary:
             in_bits, in_slices = 1, src.slices
         elif binarize_input:
@@ -343,8 +359,8 @@ class _Planner:
         t, c = self.task, self.widths[0]
         image = _Map(Tap(INPUT), REAL_BITS, 1, t.in_channels, t.input_size, t.input_size)
         if t.stem == "imagenet":
-            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=7, stride=2, dilation=1,
-                          binary_weights=False, binarize_input=False, k=1, grouped=False, out_binary=False)
+            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=7, stride=2,
+                          binary_weights=False, grouped=False, binarization=REAL)
             h = _conv_out(x.h, 3, 2, 1)
             w = _conv_out(x.w, 3, 2, 1)
             x = self.add(LayerSpec(
@@ -352,8 +368,8 @@ class _Planner:
                 h_in=x.h, w_in=x.w, h_out=h, w_out=w, kernel=3, stride=2, padding=1, role="stem pool",
             ))
         else:
-            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=3, stride=1, dilation=1,
-                          binary_weights=False, binarize_input=False, k=1, grouped=False, out_binary=False)
+            x = self.conv("stem.conv", image, c, stage=0, block=-1, role="stem", kernel=3, stride=1,
+                          binary_weights=False, grouped=False, binarization=REAL)
         return self.stem_binarization(x)
 
     def stem_binarization(self, x: _Map) -> _Map:
@@ -420,24 +436,35 @@ class _Planner:
         first_binarizer = "rsign" if (s == 0 and b == 0 and g.stem == "rsign" and not binary) else binarizer
         stage = s + 1
 
-        def conv1(out_binary: bool, residual: _Map | None, join: str) -> _Map:
-            return self.conv(f"{prefix}.conv1", main, c, stage, b, "conv1", 3, stride, dilation, True, True, k,
-                             True, out_binary, binarizer, residual, join, act, in_binarizer=first_binarizer)
+        # How the block's convs binarize: binarized operands of k slices, binary or real outputs.
+        binary_out = _Binarization(k, binarize_input=True, out_binary=True, out_binarizer=binarizer)
+        real_out = _Binarization(k, binarize_input=True, out_binary=False, out_binarizer=binarizer)
 
-        def conv2(h: _Map, out_binary: bool, residual: _Map | None, join: str) -> _Map:
-            return self.conv(f"{prefix}.conv2", h, c, stage, b, "conv2", 3, 1, dilation, True, True, k,
-                             True, out_binary, binarizer, residual, join, act)
+        def conv1(binarization: _Binarization, join: str, residual: _Map | None) -> _Map:
+            if first_binarizer != binarizer:
+                binarization = binarization._replace(in_binarizer=first_binarizer)
+            return self.conv(f"{prefix}.conv1", main, c, stage=stage, block=b, role="conv1", kernel=3, stride=stride,
+                             dilation=dilation, binary_weights=True, grouped=True, binarization=binarization,
+                             join=join, residual=residual, act=act)
+
+        def conv2(h: _Map, binarization: _Binarization, join: str, residual: _Map) -> _Map:
+            return self.conv(f"{prefix}.conv2", h, c, stage=stage, block=b, role="conv2", kernel=3, stride=1,
+                             dilation=dilation, binary_weights=True, grouped=True, binarization=binarization,
+                             join=join, residual=residual, act=act)
 
         if binary:
-            h = conv1(True, r, "xnor")
+            h = conv1(binary_out, join="xnor", residual=r)
             # BoolNet's exit is a 32-bit sum of the last conv and the slice-mean of h.
-            out = conv2(h, False, h, "add_mean") if last_in_net else conv2(h, True, r, "or")
+            if last_in_net:
+                out = conv2(h, real_out, join="add_mean", residual=h)
+            else:
+                out = conv2(h, binary_out, join="or", residual=r)
         elif g.placement[s] == "per_conv":
-            h = conv1(False, r, "add")
-            out = conv2(h, False, h, "add")
+            h = conv1(real_out, join="add", residual=r)
+            out = conv2(h, real_out, join="add", residual=h)
         else:  # per_block: one 32-bit shortcut around the pair; h is binarized once, stored as k bits
-            h = conv1(True, None, "none")
-            out = conv2(h, False, r, "add")
+            h = conv1(binary_out, join="none", residual=None)
+            out = conv2(h, real_out, join="add", residual=r)
         if reuse and not last_in_net:
             # The last block drops the pass-through half: the head sees c channels, as in
             # the released BoolNet (its FC is 512 -> classes).
@@ -456,16 +483,23 @@ class _Planner:
         """
         variant = self.g.downsample[s - 1]
         pooled = stride == 2
+        site = dict(stage=s + 1, block=0, role="downsample")
         if variant == "binary_maxpool":
-            return self.conv(name, x, c, s + 1, 0, "downsample", 1, 1, 1, True, True, k, False, binary,
-                             binarizer, post_pool="max2" if pooled else "none")
+            return self.conv(name, x, c, **site, kernel=1, binary_weights=True, grouped=False,
+                             binarization=_Binarization(k, binarize_input=True, out_binary=binary,
+                                                        out_binarizer=binarizer),
+                             post_pool="max2" if pooled else "none")
         # Real projections read a multi-slice map slice by slice (groups = k), as the released
         # BoolNet code's real variant does, so k does not multiply their real MACs.
         if variant == "fp32_avgpool":
-            return self.conv(name, x, c, s + 1, 0, "downsample", 1, 1, 1, False, False, k, True, binary,
-                             binarizer, pre_pool="avg2" if pooled else "none")
-        return self.conv(name, x, c, s + 1, 0, "downsample", 1, stride, 1, binary, binary, k, not binary, binary,
-                         binarizer)
+            return self.conv(name, x, c, **site, kernel=1, binary_weights=False, grouped=True,
+                             binarization=_Binarization(k, binarize_input=False, out_binary=binary,
+                                                        out_binarizer=binarizer),
+                             pre_pool="avg2" if pooled else "none")
+        # strided: binary in binary stages (one group over all slices), real in 32-bit ones
+        return self.conv(name, x, c, **site, kernel=1, stride=stride, binary_weights=binary, grouped=not binary,
+                         binarization=_Binarization(k, binarize_input=binary, out_binary=binary,
+                                                    out_binarizer=binarizer))
 
     def shuffle(self, name: str, a: _Map, b: _Map, stage: int, block: int) -> _Map:
         """Concatenate the block output with the pass-through half and interleave (2 groups)."""
@@ -492,13 +526,15 @@ class _Planner:
 
 
 def make_plan(genotype: Genotype, task: Task) -> Plan:
-    """Instantiate ``genotype`` for ``task``: the ordered layer specs of the network."""
+    """Instantiate ``genotype`` for ``task``: the ordered layer specs of the network, validated
+    (space/plan_checks.py; raises PlanError if the planner ever produced a broken plan)."""
     planner = _Planner(genotype, task)
     x = planner.stem()
     for s in range(NUM_STAGES):
         x = planner.stage(s, x)
     planner.head(x)
-    return Plan(genotype=genotype, task=task, layers=tuple(planner.layers), widths=planner.widths)
+
+    return validate(Plan(genotype=genotype, task=task, layers=tuple(planner.layers), widths=planner.widths))
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:

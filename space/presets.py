@@ -1,4 +1,4 @@
-"""The seven literature networks of ../shared/reference/bnn-architectures.md as genotypes.
+"""The seven literature networks of docs/bnn-background.md (section 3) as genotypes.
 
 A registry of named points of the search space (timm-style): every search can start from
 them, and the energy model is checked against the paper on them.

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from boolnas.space.fields import refuse_unknown
 
 T = TypeVar("T")
 MAX_YAML_BYTES = 1 << 20  # a config file is a few KiB; a larger one is the wrong file
@@ -18,14 +20,16 @@ def record_from_mapping(cls: type[T], data: Any, label: str, error: type[ValueEr
     """``cls(**data)`` after checking that ``data`` is a mapping of known field names.
 
     The record's own ``__post_init__`` validates the values; this refuses what it cannot see:
-    a non-mapping and unknown keys, naming them and the allowed ones.
+    a non-mapping, unknown keys (naming them and the allowed ones) and missing fields of a record
+    whose values come from conf/ only (fields without a default).
     """
     if not isinstance(data, Mapping):
         raise error(f"{label} must be a mapping of field -> value, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(str(k) for k in data if k not in known)
-    if unknown:
-        raise error(f"unknown {label} field(s) {unknown}; allowed fields: {sorted(known)}")
+    refuse_unknown(data, {f.name for f in fields(cls)}, label, error)  # type: ignore[arg-type]
+    missing = [f.name for f in fields(cls)  # type: ignore[arg-type]
+               if f.name not in data and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise error(f"{label} lacks field(s) {missing}; every one needs a value")
     return cls(**dict(data))
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from boolnas.space.fields import BOOL, EXPECTED, field_value
 from boolnas.space.genotype import (
     CHOICES,
     GLOBAL_FIELDS,
@@ -45,8 +46,7 @@ class SearchSpace:
         """Validate a space config: every key known, every list non-empty and legal."""
         data = dict(cfg)
         per_stage = data.pop("per_stage", False)
-        if not isinstance(per_stage, bool):
-            raise ValueError(f"space field 'per_stage': expected true or false, got {per_stage!r}")
+        field_value(per_stage, "space field 'per_stage'", BOOL, template=EXPECTED)
         unknown = sorted(k for k in data if k not in SEARCHABLE)
         if unknown:
             raise ValueError(f"unknown space field(s) {unknown}; allowed fields: {sorted(SEARCHABLE)}")

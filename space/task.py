@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from boolnas.space.fields import EXPECTED, INTEGER, NUMBER, field_value
 from boolnas.space.records import record_from_mapping
 
 STEM_STYLES = ("imagenet", "small")
@@ -27,12 +28,9 @@ class Task:
     stem: str = "imagenet"
 
     def __post_init__(self) -> None:
-        for name in ("input_size", "in_channels", "num_classes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"task field '{name}': expected a positive integer, got {value!r}")
-        if isinstance(self.width_mult, bool) or not isinstance(self.width_mult, (int, float)) or self.width_mult <= 0:
-            raise ValueError(f"task field 'width_mult': expected a positive number, got {self.width_mult!r}")
+        for name in ("input_size", "in_channels", "num_classes", "width_mult"):
+            field_value(getattr(self, name), f"task field '{name}'", NUMBER if name == "width_mult" else INTEGER,
+                        low=0, low_open=True, allow_nan=True, template=EXPECTED)
         object.__setattr__(self, "width_mult", float(self.width_mult))
         if self.stem not in STEM_STYLES:
             raise ValueError(f"task field 'stem': {self.stem!r} is not allowed; allowed values: {list(STEM_STYLES)}")

@@ -1,9 +1,10 @@
-"""The committed boolnas-bench results are reproducible from the table alone, and the README says
+"""The committed boolnas-bench results are reproducible from the table alone, and the docs say
 what the files say.
 
 The replay and the front read only ``benchmarks/results/bench/table.csv`` and train nothing, so
-they are rerun here and compared with the committed summaries; the README's tables of the bench
-section are parsed and checked cell by cell against the files they quote.
+they are rerun here and compared with the committed summaries; the tables of the bench section
+(docs/results.md) and of the multi-fidelity section (docs/search.md) are parsed and checked cell by
+cell against the files they quote.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def _run(script: str, *args: str) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def _section(title: str) -> str:
-    """The README's text from the heading ``title`` to the next heading of the same or a higher level."""
-    text = (REPO / "README.md").read_text()
+def _section(page: str, title: str) -> str:
+    """The text of the docs page ``page`` from the heading ``title`` to the next heading of the same or a higher
+    level."""
+    text = (REPO / "docs" / page).read_text()
     start = text.index(title)
     level = title.split(" ")[0]
     nxt = re.search(rf"^#{{1,{len(level)}}} ", text[start + len(title):], flags=re.M)
@@ -79,8 +81,8 @@ def test_the_committed_front_is_reproduced_from_the_table_alone(tmp_path: Path) 
 
 
 def test_the_readme_bench_tables_match_the_files() -> None:
-    section = _section("### boolnas-bench")
-    for image in re.findall(r"\]\((benchmarks/results/bench/[^)]+)\)", section):
+    section = _section("results.md", "## boolnas-bench")
+    for image in re.findall(r"\]\(\.\./(benchmarks/results/bench/[^)]+)\)", section):
         assert (REPO / image).is_file(), image
 
     front = json.loads((BENCH / "front.json").read_text())
@@ -118,7 +120,7 @@ def test_the_readme_bench_tables_match_the_files() -> None:
 
 
 def test_the_readme_multi_fidelity_table_matches_the_replay() -> None:
-    section = _section("### Multi-fidelity search")
+    section = _section("search.md", "## Multi-fidelity search")
     summary = json.loads((BENCH / "replay_mf.json").read_text())["samplers"]
     rows = _rows(section, "| strategy |")
     assert {r[0] for r in rows} == set(summary) - {"random"}

@@ -114,6 +114,6 @@ def test_training_stack_imports_without_the_search_packages() -> None:
 
 def test_the_blocker_does_hide_a_package() -> None:
     """The import check above is not vacuous: the same blocker makes importing hydra fail."""
-    code = IMPORTS.format(blocked=set(BLOCKED)).split("import space")[0] + "import hydra\n"
+    code = IMPORTS.format(blocked=set(BLOCKED)).split("import boolnas.space")[0] + "import hydra\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "hidden" in out.stderr

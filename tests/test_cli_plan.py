@@ -10,7 +10,7 @@ from boolnas.space import PRESETS
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "boolnas.search.plan_cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "boolnas.search.cli.plan", *args], capture_output=True,
                           text=True, timeout=120)
 
 

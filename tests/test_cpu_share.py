@@ -15,7 +15,7 @@ from boolnas.evaluators.cpus import affinity_cpus, cgroup_cpu_quota, usable_cpus
 from boolnas.search.cpu_share import LOCAL_WORKERS_ENV, REGISTRY_ENV, CpuShare, TrainerRegistry, prefer_short_spin
 
 REPO = Path(__file__).resolve().parents[1]
-HOLD = ("import sys, time; from pathlib import Path; from search.cpu_share import TrainerRegistry; "
+HOLD = ("import sys, time; from pathlib import Path; from boolnas.search.cpu_share import TrainerRegistry; "
         "TrainerRegistry(Path(sys.argv[1])).register(); print('ready', flush=True); time.sleep(600)")
 
 
@@ -49,7 +49,7 @@ def test_cgroup_v1_quota_and_no_quota(tmp_path: Path) -> None:
 def test_affinity_mask_counts_not_the_host() -> None:
     """A process pinned to one CPU (taskset) gets 1, whatever the host has."""
     code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); " \
-           "from evaluators.cpus import usable_cpus; print(usable_cpus())"
+           "from boolnas.evaluators.cpus import usable_cpus; print(usable_cpus())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.stdout.strip() == "1", out.stderr
 
@@ -112,7 +112,7 @@ def test_train_cli_takes_its_share_next_to_another_trainer(tmp_path: Path) -> No
     other = subprocess.Popen([sys.executable, "-c", HOLD, str(registry)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout is not None and other.stdout.readline().strip() == "ready"
-        out = subprocess.run([sys.executable, "-m", "boolnas.search.train_cli", "arch=basenet18_k1", "data=synthetic",
+        out = subprocess.run([sys.executable, "-m", "boolnas.search.cli.train", "arch=basenet18_k1", "data=synthetic",
                               "data.num_train=128", "data.val_size=64", "data.num_test=64", "budget=tiny",
                               "budget.train_subset=32", "budget.val_subset=32", "budget.resolution=8",
                               "format=json", "progress=false"], capture_output=True, text=True, cwd=tmp_path,
@@ -131,7 +131,7 @@ def test_search_trials_record_their_thread_share(tmp_path: Path) -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from boolnas.search.cli_support import CONF_DIR
+    from boolnas.search.conf_dir import CONF_DIR
     from boolnas.search.config import SearchConfig
     from boolnas.search.loop import run_search
 

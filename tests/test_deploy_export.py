@@ -156,15 +156,15 @@ def test_torchscript_program_runs_without_boolnas(tmp_path: Path) -> None:
 def test_torchscript_export_needs_no_onnx(tmp_path: Path) -> None:
     """onnx and onnxruntime are an optional extra ('boolnas[deploy]'): TorchScript works without them."""
     script = ("import sys\n"
-              "from evaluators.deploy import export_network, metadata\n"
-              "from space import get_preset, make_plan, Task\n"
-              "from space.builder import build\n"
+              "from boolnas.evaluators.deploy import export_network, metadata\n"
+              "from boolnas.space import get_preset, make_plan, Task\n"
+              "from boolnas.space.builder import build\n"
               "task = Task(input_size=12, in_channels=1, num_classes=10, width_mult=0.25, stem='small')\n"
               "net = build(make_plan(get_preset('basenet18_k1'), task)).eval()\n"
               "meta = metadata('basenet18_k1', net.plan.genotype, task, 'fresh', net.plan.totals())\n"
               "export_network(net, 'torchscript', sys.argv[1], meta, verify_images=2)\n"
               "assert not any(m.split('.')[0] in ('onnx', 'onnxruntime') for m in sys.modules), 'onnx imported'\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "b.pt")], capture_output=True, text=True,
                          env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -192,7 +192,7 @@ def test_onnx_artifact_carries_its_metadata_and_a_free_batch_size(tmp_path: Path
 def run_export(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     script = Path(sys.executable).parent / "boolnas-export"
-    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "boolnas.search.export_cli"]
+    cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "boolnas.search.cli.export"]
     return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, env=env)
 
 
@@ -236,7 +236,7 @@ def test_cli_exports_a_trained_model_as_torchscript_beside_it(tmp_path: Path) ->
 @pytest.fixture()
 def in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator:
     """Run ``boolnas-export`` in this process (bad input exits before any heavy work)."""
-    from boolnas.search import export_cli
+    from boolnas.search.cli import export as export_cli
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     monkeypatch.chdir(tmp_path)

@@ -61,7 +61,7 @@ def test_torchrun_environment_and_bad_values() -> None:
 def test_a_global_batch_that_does_not_divide_among_the_processes_is_refused() -> None:
     data = load_dataset(DataConfig(name="synthetic", num_train=64, val_size=16, num_test=0, input_size=8))
     with pytest.raises(ValueError, match="batch_size=32 .* among 3 processes"):
-        train(nn.Linear(1, 1), data, Budget(batch_size=32, device="cpu"), dist_ctx=DistContext(0, 3))
+        train(nn.Linear(1, 1), data, Budget.from_conf("tiny", batch_size=32, device="cpu"), dist_ctx=DistContext(0, 3))
 
 
 # ------------------------------------------------------------------------------------ DDP == one process
@@ -76,8 +76,9 @@ def _mlp() -> nn.Module:
 
 def _run(ctx: DistContext, stream: bool) -> tuple[dict[str, torch.Tensor], float]:
     data = open_streams(SYNTH, augment=True) if stream else load_dataset(SYNTH)
-    budget = Budget(name="ddp", epochs=2, batch_size=32, lr=0.01, device="cpu", num_threads=1, stream=stream,
-                    augment=stream, bn_recalibration=0)  # in memory, augmentation is drawn per process
+    budget = Budget.from_conf("tiny", name="ddp", epochs=2, batch_size=32, lr=0.01, train_subset=None, val_subset=None,
+                              width_mult=1.0, device="cpu", num_threads=1, stream=stream, augment=stream,
+                              bn_recalibration=0)  # in memory, augmentation is drawn per process
     model = _mlp()
     result = train(model, data, budget, seed=0, dist_ctx=ctx)
     return model.state_dict(), result.val_accuracy
@@ -143,7 +144,7 @@ def test_torchrun_restarts_a_killed_rank_and_the_run_resumes_from_its_checkpoint
     """Two gloo processes train budget=full; rank 1 is SIGKILLed after the first checkpoint;
     torchrun restarts both, they resume from the checkpoint and finish with one model.pt."""
     run_dir = tmp_path / "run"
-    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--max-restarts=1", "-m", "boolnas.search.train_cli",
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "--max-restarts=1", "-m", "boolnas.search.cli.train",
            "progress=false", "format=json", "data=synthetic", "data.num_train=256", "data.val_size=64",
            "data.num_test=64", "arch=basenet18_k1", "budget=full", "budget.epochs=3", "budget.width_mult=0.25",
            "budget.batch_size=64", "budget.data_workers=1", f"run_dir={run_dir}"]

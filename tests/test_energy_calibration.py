@@ -21,7 +21,7 @@ from boolnas.space import IMAGENET, PRESETS, get_preset, make_plan
 PROFILE = load_profile("boolnet65nm")
 ROWS = {row.arch: row for row in calibration(PROFILE)}
 
-# Ascending energy; README.md ("The energy model") explains the order.
+# Ascending energy; docs/energy-model.md ("The seven presets") explains the order.
 EXPECTED_ORDER = (
     "basenet18_k1",
     "basenet18_k4",

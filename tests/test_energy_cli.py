@@ -31,7 +31,7 @@ KEYS = {
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "boolnas.search.energy_cli", *args],
+        [sys.executable, "-m", "boolnas.search.cli.energy", *args],
         capture_output=True,
         text=True,
         timeout=180,

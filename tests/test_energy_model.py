@@ -103,7 +103,7 @@ def test_residuals_stay_alive_across_the_block() -> None:
 
 def test_the_model_imports_neither_torch_nor_hydra() -> None:
     code = (
-        "import sys; import evaluators.energy as e; e.estimate; "
+        "import sys; import boolnas.evaluators.energy as e; e.estimate; "
         "bad = [m for m in ('torch', 'hydra', 'omegaconf', 'optuna', 'plotly') "
         "if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
@@ -146,7 +146,7 @@ def test_binary_shortcuts_never_raise_energy(genotype: Genotype) -> None:
 
     Whole networks are compared: a single stage switched to binary can cost more when the next
     stage's 1x1 projection then reads k slices instead of one 32-bit map (the plan counts a
-    groups=1 conv over k*C channels, k times the MACs); see README.md ("The energy model").
+    groups=1 conv over k*C channels, k times the MACs); see docs/energy-model.md ("Tests and benchmark").
     """
     fp32 = energy(dataclasses.replace(genotype, shortcut=("fp32",) * NUM_STAGES))
     binary = energy(dataclasses.replace(genotype, shortcut=("binary",) * NUM_STAGES))

@@ -3,7 +3,7 @@
 Each case of :data:`CASES` runs a real console entry point (``search.<cli>:main``) in its own
 process, in an empty working directory, and must exit with the documented code (2), print
 ``error: ...`` with the key words of the message on stderr, show no traceback and leave no
-file behind. README.md ("Bad input: what you see") lists exactly these cases.
+file behind. docs/errors.md ("Bad input: what you see") lists exactly these cases.
 
 Starting Python and importing torch, Hydra and Optuna costs ~2.5 s per process, so the cases of
 one command run as forks of one process that has imported the command's module: each fork sets
@@ -31,7 +31,7 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = {name: f"boolnas.search.{name}_cli" for name in ("plan", "energy", "train", "search", "report", "export")}
+MODULES = {name: f"boolnas.search.cli.{name}" for name in ("plan", "energy", "train", "search", "report", "export")}
 # Small, fast data and training for the train / search cases that get past their first check.
 SYNTHETIC = "data=synthetic"  # search cases: no dependence on the Fashion-MNIST install
 SYNTH = ["data=synthetic", "data.num_train=64", "data.val_size=16", "data.num_test=16", "progress=false"]
@@ -46,9 +46,9 @@ class Case:
     cli: str
     args: tuple[str, ...]
     expect: tuple[str, ...]  # substrings of stderr
-    doc: str  # the example as README.md shows it
+    doc: str  # the example as docs/errors.md shows it
     code: int = 2
-    group: str = ""  # the README table's first column
+    group: str = ""  # the docs/errors.md table's first column
 
 
 def case(id: str, cli: str, args: str | tuple[str, ...], expect: str | tuple[str, ...], doc: str,
@@ -462,10 +462,10 @@ def test_debug_true_shows_the_traceback(runner: Runner, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-# ---------------------------------------------------------------------------------- README
+# ------------------------------------------------------------------------- docs/errors.md
 def test_readme_lists_exactly_these_cases() -> None:
-    text = (REPO / "README.md").read_text()
-    start = text.index("### Bad input: what you see")
+    text = (REPO / "docs" / "errors.md").read_text()
+    start = text.index("## Bad input: what you see")
     end = text.find("\n#", start + 10)
     section = text[start:end if end > 0 else len(text)]
     rows = [[cell.strip().strip("`") for cell in line.split("|")[1:3]] for line in section.splitlines()

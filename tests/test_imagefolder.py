@@ -8,7 +8,6 @@ import os
 import random
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -140,8 +139,9 @@ def test_a_corrupt_png_names_the_file_in_memory_and_from_a_worker(tmp_path: Path
     with pytest.raises(DatasetError, match="cannot read image .*bag/0003.png") as info:
         load_dataset(cfg)
     assert "replace or delete it" in str(info.value)
-    budget = Budget(name="full", epochs=1, batch_size=4, width_mult=0.25, stream=True, data_workers=1,
-                    bn_recalibration=1)  # 7 steps of 4: every training image is read
+    budget = Budget.from_conf("tiny", name="full", batch_size=4, lr=0.002, train_subset=None, val_subset=None,
+                              stream=True, data_workers=1,
+                              bn_recalibration=1)  # 7 steps of 4: every training image is read
     with pytest.raises(DatasetError) as info:
         train_genotype(get_preset("basenet18_k1"), open_streams(cfg), budget)
     message = str(info.value)
@@ -202,7 +202,7 @@ def test_the_tiny_budget_learns_an_image_folder(tree: Path) -> None:
     assert result.val_accuracy > 0.5  # four classes: chance is 0.25
 
 
-CLI = [sys.executable, "-m", "boolnas.search.train_cli", "progress=false", "format=json"]
+CLI = [sys.executable, "-m", "boolnas.search.cli.train", "progress=false", "format=json"]
 
 
 def test_the_full_budget_streams_an_image_folder_and_writes_the_model(tree: Path, tmp_path: Path) -> None:
@@ -232,7 +232,7 @@ def test_the_cli_refuses_a_corrupt_image_with_one_line(tmp_path: Path) -> None:
 def test_a_budget_and_data_mismatch_is_refused(tree: Path) -> None:
     streams = open_streams(folder_cfg(tree), resolution=12)
     with pytest.raises(ValueError, match="streamed at 12x12"):
-        train_genotype(get_preset("basenet18_k1"), streams, replace(Budget(), resolution=14, stream=True))
+        train_genotype(get_preset("basenet18_k1"), streams, Budget.from_conf("tiny", resolution=14, stream=True))
 
 
 @pytest.mark.parametrize(("fields", "message"), [

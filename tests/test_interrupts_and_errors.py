@@ -44,7 +44,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from boolnas.evaluators.training import TrainResult
-from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.conf_dir import CONF_DIR
 from boolnas.search.config import SearchConfig
 from boolnas.search.deferred_signals import interrupts_deferred
 from boolnas.search.liveness import WORKER_NS
@@ -54,7 +54,7 @@ from boolnas.space import get_preset
 from boolnas.space.sampling import sample
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = {name: f"boolnas.search.{name}_cli" for name in ("plan", "energy", "train", "search", "report", "export")}
+MODULES = {name: f"boolnas.search.cli.{name}" for name in ("plan", "energy", "train", "search", "report", "export")}
 CONFIGS = {"plan": "plan_cli", "energy": "energy_cli", "train": "train_cli", "search": "search",
            "report": "report_cli", "export": "export_cli"}
 FAST = ["data=synthetic", "data.num_train=256", "data.val_size=64", "data.num_test=64", "budget=tiny",
@@ -356,6 +356,35 @@ def test_a_signal_inside_a_deferred_block_arrives_when_it_ends() -> None:
     assert signal.getsignal(signal.SIGINT) is before
 
 
+FINALIZER_INTERRUPT = """
+import gc, os, signal, sys, time, weakref
+from boolnas.search.cli.support import install_signal_handlers
+install_signal_handlers()
+class Thing: pass
+def callback(ref):  # a finalizer: the interrupt's handler runs in here, where it cannot propagate
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.05)
+    print("the finalizer went on", flush=True)
+thing = Thing()
+ref = weakref.ref(thing, callback)
+del thing
+try:
+    time.sleep(10)
+    print("not interrupted", flush=True)
+except KeyboardInterrupt as exc:
+    print(f"interrupted by signal {exc.signum}", flush=True)
+"""
+
+
+def test_an_interrupt_that_lands_in_a_finalizer_reaches_the_program() -> None:
+    """Ctrl-C / SIGTERM during a garbage-collector callback (SQLAlchemy runs weakref callbacks):
+    no "Exception ignored" traceback, and the program itself is interrupted (it was dropped before)."""
+    out = subprocess.run([sys.executable, "-c", FINALIZER_INTERRUPT], capture_output=True, text=True,
+                         timeout=SAFETY_S, env=env())
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+    assert out.stdout.splitlines() == [f"interrupted by signal {int(signal.SIGTERM)}"], out.stdout + out.stderr
+
+
 def test_ctrl_c_inside_ask_leaves_no_running_trial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C that lands while ``study.ask`` writes the new trial: the trial ends FAIL
     "interrupted" (before, it stayed RUNNING with no owner) and the next run finishes the study."""
@@ -477,7 +506,7 @@ def test_a_full_disk_keeps_the_old_report_and_leaves_no_temp_file(journal_study:
 def test_a_failed_atomic_write_names_the_target_and_keeps_the_old_file(tmp_path: Path) -> None:
     target = tmp_path / "report.html"
     target.write_text("old")
-    code = ("import resource, sys\nfrom space.files import write_text_atomic\n"
+    code = ("import resource, sys\nfrom boolnas.space.files import write_text_atomic\n"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
             "try:\n    write_text_atomic(sys.argv[1], 'x' * (2 << 20))\n"
             "except OSError as exc:\n    print(type(exc).__name__, exc.errno, exc.filename)\n")
@@ -534,7 +563,7 @@ def test_a_folder_with_both_storages_needs_storage_named(journal_study: Path, tm
 ])
 def test_the_storage_is_taken_from_the_study_folders_only_when_not_named(
         tmp_path: Path, study: str, argv_storage: str | None, expected: str | None) -> None:
-    from boolnas.search.cli_support import storage_from_folder
+    from boolnas.search.cli.studies import storage_from_folder
 
     for name, file in (("a", "journal.log"), ("b", "journal.log"), ("c", "study.db"), ("d", "study.db")):
         (tmp_path / name).mkdir()

@@ -7,6 +7,7 @@ commands from a temporary directory."""
 from __future__ import annotations
 
 import importlib.resources
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import tomllib
 
-from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.conf_dir import CONF_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDERS = {"space": "boolnas.space", "evaluators": "boolnas.evaluators", "search": "boolnas.search",
@@ -53,8 +54,15 @@ def test_the_commands_read_their_configuration_from_the_package() -> None:
 
 
 def test_the_wheel_holds_the_namespace_the_configuration_and_no_generic_names(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy of the checkout's files: a stale build/ folder cannot leak in
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=600)
+                            "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("boolnas-*.whl")
     with zipfile.ZipFile(wheel) as z:
@@ -64,6 +72,6 @@ def test_the_wheel_holds_the_namespace_the_configuration_and_no_generic_names(tm
     assert tops == {"boolnas"}
     yamls = {str(p.relative_to(REPO)) for p in (REPO / "conf").rglob("*.yaml")}
     assert {n.removeprefix("boolnas/") for n in names if n.endswith(".yaml")} == yamls
-    assert "boolnas/search/cli_support.py" in names and "boolnas/evaluators/deploy/onnx_export.py" in names
+    assert "boolnas/search/cli/support.py" in names and "boolnas/evaluators/deploy/onnx_export.py" in names
     assert not [n for n in names if n.startswith("boolnas/tests/") or n.startswith("boolnas/benchmarks/")]
-    assert "boolnas-search = boolnas.search.search_cli:main" in entry_points
+    assert "boolnas-search = boolnas.search.cli.search:main" in entry_points

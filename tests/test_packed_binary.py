@@ -17,7 +17,7 @@ from boolnas.space.builder import build
 
 CASES = cases()
 PROFILE = load_profile("boolnet65nm")
-# BOPs of one 224x224 image counted on the released BoolNet code (shared/reference, section 3)
+# BOPs of one 224x224 image counted on the released BoolNet code (docs/bnn-background.md, section 3)
 RELEASED_BOPS = {"basenet18_k1": 1.753e9, "basenet18_k4": 1.985e9, "boolnet18_k4": 2.466e9}
 
 

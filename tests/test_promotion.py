@@ -145,10 +145,10 @@ def test_rung_budgets_scale_the_training_images() -> None:
     from boolnas.evaluators.training import Budget
 
     sched = SchedulerConfig(name="asha", rungs=(0.25, 1.0, 4.0))
-    budget = Budget(train_subset=8192, batch_size=32)
+    budget = Budget.from_conf("tiny", train_subset=8192, batch_size=32)
     assert [rung_budget(budget, sched, k).train_subset for k in range(3)] == [2048, 8192, 32768]
     assert rung_budget(budget, SchedulerConfig(), 0) is budget
     with pytest.raises(ValueError, match="train_subset"):
-        sched.check_budget(Budget(train_subset=None))
+        sched.check_budget(Budget.from_conf("tiny", train_subset=None))
     with pytest.raises(ValueError, match="one batch"):
         SchedulerConfig(name="asha", rungs=(0.001, 1.0)).check_budget(budget)

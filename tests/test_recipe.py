@@ -15,7 +15,7 @@ from boolnas.space.builder import build
 from boolnas.space.layers import BinaryConv2d
 
 SYNTH = DataConfig(name="synthetic", val_size=128, num_train=512, num_test=64)
-TINY = Budget(name="tiny", batch_size=32, lr=0.005, width_mult=0.25, train_subset=256)
+TINY = Budget.from_conf("tiny", batch_size=32, train_subset=256, val_subset=None)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_lr_factor_warms_up_linearly_then_decays() -> None:
 
 def test_optimizer_groups_latent_binary_weights_apart_from_real_parameters() -> None:
     model = build(make_plan(get_preset("boolnet18_k4"), proxy_task(load_dataset(SYNTH), TINY)))
-    budget = Budget(lr=0.004, real_lr_mult=2.5)
+    budget = Budget.from_conf("tiny", lr=0.004, real_lr_mult=2.5)
     opt = make_optimizer(model, budget)
     binary = {id(m.weight) for m in model.modules() if isinstance(m, BinaryConv2d)}
     assert binary
@@ -54,7 +54,7 @@ def test_optimizer_groups_latent_binary_weights_apart_from_real_parameters() -> 
 
 
 def test_optimizer_of_a_network_without_binary_weights_has_one_group() -> None:
-    opt = make_optimizer(torch.nn.Linear(3, 2), Budget(lr=0.01, real_lr_mult=3.0))
+    opt = make_optimizer(torch.nn.Linear(3, 2), Budget.from_conf("tiny", lr=0.01, real_lr_mult=3.0))
     assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.03)]
 
 
@@ -62,7 +62,7 @@ def test_optimizer_of_a_network_without_binary_weights_has_one_group() -> None:
                                               ("real_lr_mult", 0.0)])
 def test_bad_recipe_values_are_refused(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"budget.{field}"):
-        Budget(**{field: value})
+        Budget.from_conf("tiny", **{field: value})
 
 
 def test_recipe_knobs_train_deterministically(data) -> None:

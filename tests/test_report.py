@@ -18,7 +18,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.conf_dir import CONF_DIR
 from boolnas.search.config import SearchConfig
 from boolnas.search.loop import run_search
 from boolnas.search.objectives import columns, directions
@@ -50,7 +50,7 @@ def search(root: Path, *overrides: str) -> None:
 
 
 def report_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "boolnas.search.report_cli", f"results_dir={root}", *args],
+    return subprocess.run([sys.executable, "-m", "boolnas.search.cli.report", f"results_dir={root}", *args],
                           capture_output=True, text=True, timeout=300)
 
 

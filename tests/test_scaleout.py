@@ -22,7 +22,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from optuna.trial import TrialState
 
-from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.conf_dir import CONF_DIR
 from boolnas.search.config import StorageConfig
 from boolnas.search.objective import _give_back, _surplus
 from boolnas.search.storage import masked, resolve_url
@@ -203,7 +203,7 @@ def test_three_workers_on_postgres(tmp_path: Path, postgres_url: str) -> None:
         if f.is_file():
             assert password not in f.read_text(errors="replace"), f
     assert password not in str(study.user_attrs)
-    exported = subprocess.run([sys.executable, "-m", "boolnas.search.export_cli", "study=pg3",
+    exported = subprocess.run([sys.executable, "-m", "boolnas.search.cli.export", "study=pg3",
                                f"results_dir={tmp_path}", "storage=postgres", "top_k=2"],
                               capture_output=True, text=True, timeout=300,
                               env={**os.environ, "BOOLNAS_STORAGE_URL": postgres_url})

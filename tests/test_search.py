@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from boolnas.evaluators.training import TrainResult
-from boolnas.search.cli_support import CONF_DIR
+from boolnas.search.conf_dir import CONF_DIR
 from boolnas.search.config import SearchConfig
 from boolnas.search.loop import run_search
 from boolnas.search.pareto import front, hypervolume, knee, pareto_mask
@@ -131,14 +131,14 @@ def test_search_writes_results_and_rerun_does_no_work(searched: Path) -> None:
 
 
 def test_export_writes_yamls_that_train(searched: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "boolnas.search.export_cli", "study=e2e", f"results_dir={searched}",
+    out = subprocess.run([sys.executable, "-m", "boolnas.search.cli.export", "study=e2e", f"results_dir={searched}",
                           "top_k=2", "select=knee"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     files = [Path(p) for p in out.stdout.split()]
     assert len(files) == 2 and all(f.parent == searched / "e2e" / "archs" for f in files)
     text = files[0].read_text()
     assert "genotype:" in text and "energy_uJ" in text and "boolnas-train arch=" in text
-    train = subprocess.run([sys.executable, "-m", "boolnas.search.train_cli", f"arch={files[0]}", "budget=tiny",
+    train = subprocess.run([sys.executable, "-m", "boolnas.search.cli.train", f"arch={files[0]}", "budget=tiny",
                             "budget.train_subset=64", "budget.val_subset=64", "data=synthetic", "data.num_train=256",
                             "data.val_size=64", "progress=false", "format=json"],
                            capture_output=True, text=True, timeout=300)
@@ -218,7 +218,7 @@ def test_malformed_arch_yaml_seed_is_refused(tmp_path: Path) -> None:
 
 
 def test_report_of_a_missing_study_is_a_user_error(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "boolnas.search.report_cli", "study=nope", f"results_dir={tmp_path}"],
+    out = subprocess.run([sys.executable, "-m", "boolnas.search.cli.report", "study=nope", f"results_dir={tmp_path}"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "boolnas-search study=nope" in out.stderr
     assert os.listdir(tmp_path) == []

@@ -162,7 +162,7 @@ def test_exported_reproduce_line_retrains_to_the_recorded_accuracy(tmp_path: Pat
     payload = yaml.safe_load(export(study, tmp_path / "archs", 1, "pareto")[0].read_text())
     cmd = payload["reproduce"].split()
     assert cmd[0] == "boolnas-train"
-    run = subprocess.run([sys.executable, "-m", "boolnas.search.train_cli", *cmd[1:], "format=json",
+    run = subprocess.run([sys.executable, "-m", "boolnas.search.cli.train", *cmd[1:], "format=json",
                           "budget.num_threads=1", "progress=false"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     assert yaml.safe_load(run.stdout)["accuracy"] == pytest.approx(payload["metrics"]["accuracy"])

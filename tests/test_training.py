@@ -20,7 +20,7 @@ from boolnas.space import get_preset, make_plan
 from boolnas.space.builder import build
 
 SYNTH = DataConfig(name="synthetic", val_size=256, num_train=1024, num_test=256)
-TINY = Budget(name="tiny", epochs=2, batch_size=64, lr=0.005, width_mult=0.25, train_subset=512)
+TINY = Budget.from_conf("tiny", epochs=2, val_subset=None)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_training_learns_the_synthetic_task(data) -> None:
 
 
 def test_same_seed_same_accuracy_on_cpu(data) -> None:
-    budget = Budget(name="tiny", epochs=1, batch_size=64, lr=0.005, width_mult=0.25, train_subset=256)
+    budget = Budget.from_conf("tiny", train_subset=256, val_subset=None)
     a = train_genotype(get_preset("boolnet18_k4"), data, budget, seed=3)[1]
     b = train_genotype(get_preset("boolnet18_k4"), data, budget, seed=3)[1]
     assert a.val_accuracy == b.val_accuracy
@@ -45,14 +45,14 @@ def test_same_seed_same_accuracy_on_cpu(data) -> None:
 
 
 def test_nan_loss_ends_the_run_as_diverged(data) -> None:
-    budget = Budget(name="tiny", epochs=1, batch_size=64, width_mult=0.25, train_subset=512, inject_nan_at_step=3)
+    budget = Budget.from_conf("tiny", lr=0.002, val_subset=None, inject_nan_at_step=3)
     result = train_genotype(get_preset("bireal18"), data, budget)[1]
     assert result.diverged
     assert "step 3" in result.diverged_reason and "not finite" in result.diverged_reason
 
 
 def test_exploding_loss_counts_as_diverged(data) -> None:
-    budget = Budget(name="tiny", epochs=1, batch_size=64, width_mult=0.25, train_subset=256, diverge_loss=1e-6)
+    budget = Budget.from_conf("tiny", lr=0.002, train_subset=256, val_subset=None, diverge_loss=1e-6)
     result = train_genotype(get_preset("basenet18_k1"), data, budget)[1]
     assert result.diverged and "exceeds diverge_loss" in result.diverged_reason
 
@@ -92,11 +92,11 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path: Path, data) -> None:
 )
 def test_bad_budget_values_are_refused(field: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Budget(**{field: value})
+        Budget.from_conf("tiny", **{field: value})
 
 
 # ------------------------------------------------------------------------------------ CLI
-CLI = [sys.executable, "-m", "boolnas.search.train_cli", "progress=false"]
+CLI = [sys.executable, "-m", "boolnas.search.cli.train", "progress=false"]
 SYNTH_ARGS = ["data=synthetic", "data.num_train=512", "data.val_size=128"]
 KEYS = {"accuracy", "val_accuracy", "test_accuracy", "epochs", "time_s", "images_per_s", "diverged"}
 

@@ -25,8 +25,7 @@ from boolnas.space.quantizers import ProgressiveWeightBinarizer
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTH = DataConfig(name="synthetic", val_size=256, num_train=1024, num_test=256)
-TINY = Budget(name="tiny", epochs=4, batch_size=64, lr=0.005, width_mult=0.25, train_subset=512, num_threads=1,
-              progressive=False)
+TINY = Budget.from_conf("tiny", epochs=4, val_subset=None, num_threads=1, progressive=False)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +125,7 @@ def test_two_steps_train_binary_networks_only(data) -> None:
 def test_the_cli_trains_the_two_step_budget_with_a_teacher(teacher_path: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     out = subprocess.run(
-        [sys.executable, "-m", "boolnas.search.train_cli", "progress=false", "format=json", "data=synthetic",
+        [sys.executable, "-m", "boolnas.search.cli.train", "progress=false", "format=json", "data=synthetic",
          "data.num_train=256", "data.val_size=128", "data.num_test=128", "arch=reactnet18", "budget=full_two_step",
          "budget.epochs=2", "budget.batch_size=64", "budget.width_mult=0.25", "budget.data_workers=0",
          "budget.bn_recalibration=2",

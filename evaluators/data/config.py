@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from boolnas.space.fields import INTEGER, field_value, is_number, one_of
 from boolnas.space.records import record_from_mapping
 
 DATASETS = ("fashion_mnist", "cifar10", "synthetic", "imagefolder")
@@ -42,18 +43,13 @@ class DataConfig:
     std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in DATASETS:
-            raise DatasetError(f"data.name={self.name!r} is unknown; use one of {list(DATASETS)}")
+        one_of(self.name, "data.name", DATASETS, DatasetError)
         for field_name in ("val_size", "num_test", "seed"):
-            value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise DatasetError(f"data.{field_name} must be a non-negative integer, got {value!r}")
+            field_value(getattr(self, field_name), f"data.{field_name}", INTEGER, low=0, error=DatasetError)
         for field_name in ("num_train", "input_size", "channels", "num_classes"):
-            value = getattr(self, field_name)
-            if value is None and field_name in ("input_size", "channels") and self.name == "imagefolder":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DatasetError(f"data.{field_name} must be a positive integer, got {value!r}")
+            optional = field_name in ("input_size", "channels") and self.name == "imagefolder"
+            field_value(getattr(self, field_name), f"data.{field_name}", INTEGER, low=1, optional=optional,
+                        expected="a positive integer", error=DatasetError)
         if self.name == "imagefolder" and self.channels not in (None, 1, 3):
             raise DatasetError(f"data.channels must be 1 (grey), 3 (RGB) or null (as the images) for "
                                f"data=imagefolder, got {self.channels!r}")
@@ -73,13 +69,13 @@ def _statistic(name: str, value: Any) -> tuple[float, ...] | None:
     """``mean`` / ``std`` as a tuple of finite floats (one per channel, or one for all); std > 0."""
     if value is None:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         value = [value]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise DatasetError(f"data.{name} must be a list of numbers (one per channel) or null, got {value!r}")
     out = []
     for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (name == "std" and v <= 0):
+        if not is_number(v) or not math.isfinite(v) or (name == "std" and v <= 0):
             what = "positive numbers" if name == "std" else "finite numbers"
             raise DatasetError(f"data.{name} must hold {what} (pixel values scaled to [0, 1]), got {list(value)!r}")
         out.append(float(v))

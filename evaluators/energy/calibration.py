@@ -1,8 +1,8 @@
 """The paper's energy table and a comparison of a profile against it.
 
 BoolNet (Guo et al. 2021) reports compute / SRAM / DRAM energy (µJ per ImageNet inference)
-of four networks on its accelerator (reference section 4). ``boolnet65nm`` is calibrated
-against these rows; tests assert the tolerances and README.md ("The energy model") shows the table.
+of four networks on its accelerator (docs/bnn-background.md, section 4). ``boolnet65nm`` is calibrated
+against these rows; tests assert the tolerances and docs/energy-model.md ("Calibration") shows the table.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The built-in energy model: pure arithmetic over a Plan and a HardwareProfile.
 
-It follows the accelerator of the BoolNet paper (reference section 4). Per layer:
+It follows the accelerator of the BoolNet paper (docs/bnn-background.md, section 4). Per layer:
 
 Compute
     Every unit type a layer uses (binary conv array, real conv array, logic join, integer
@@ -57,9 +57,13 @@ design is costed stage by stage. Nothing here depends on a network's name.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import NamedTuple
+
 from boolnas.evaluators.energy.profile import UNIT_INDEX, UNIT_NAMES, HardwareProfile
 from boolnas.evaluators.energy.report import EnergyReport
-from boolnas.space.plan import INPUT, Plan, Tap
+from boolnas.space.plan import INPUT, LayerSpec, Plan, Tap
+from boolnas.space.plan_checks import validate
 
 _BIN = UNIT_INDEX["binary_conv"]
 _REAL = UNIT_INDEX["real_conv"]
@@ -76,7 +80,44 @@ CONV_KINDS = frozenset(("conv", "binconv", "fc"))
 # of them never has to be stored whole.
 STREAMING_KINDS = frozenset(("binarize", "las", "pool", "head"))
 
+# How a layer's output map is kept (MapGraph.stored).
+STREAMED = 0  # not stored: streamed into its only reader, or the network's output
+STORED = 1  # stored in the feature-map buffer (its excess over the buffer spills to DRAM)
+INTO_SHUFFLE = 2  # written straight into the map of the feature-reuse shuffle that is its only reader
+
 _PJ_TO_UJ = 1e-6
+
+
+class LayerRow(NamedTuple):
+    """The cost of one layer as the model emits it: the fields of
+    :class:`~evaluators.energy.report.LayerEnergy`, in its order (``report.ROW_FIELDS``; a test
+    keeps the three in step); the report turns rows into LayerEnergy objects only when asked.
+
+    :func:`estimate` makes rows with ``_new_row((...))`` from locals named like the fields, in
+    order: a tuple.__new__ call (a NamedTuple built with keywords costs over ten times as much,
+    and rows are made millions of times).
+    """
+
+    name: str
+    kind: str
+    stage: int
+    cycles: float
+    bound_by: str  # the unit type that sets the cycles, '-' for none
+    compute_uJ: float
+    sram_uJ: float
+    dram_uJ: float
+    sram_fm_read_bits: float  # operand reads plus the join's residual read
+    sram_fm_write_bits: float
+    sram_weight_bits: float
+    dram_weight_bits: float
+    dram_fm_bits: float  # input + residual read back + output spilled
+    fm_live_bits: float
+    sram_residual_bits: float
+    dram_residual_bits: float
+    dram_fm_write_bits: float
+
+
+_new_row = partial(tuple.__new__, LayerRow)  # _new_row(values) -> LayerRow, at the cost of a tuple
 
 
 class _Consts:
@@ -97,6 +138,7 @@ class _Consts:
         "weight_reuse",
         "cost_stem",
         "cost_head",
+        "_fm_pj_per_bit",
     )
 
     def __init__(self, p: HardwareProfile) -> None:
@@ -115,11 +157,13 @@ class _Consts:
         self.weight_reuse = p.weight_reuse
         self.cost_stem = p.cost_stem_conv
         self.cost_head = p.cost_head
+        self._fm_pj_per_bit = p.fm_pj_per_bit
 
-    def fm_ppb(self, bits: int, profile: HardwareProfile) -> float:
+    def fm_ppb(self, bits: int) -> float:
+        """SRAM energy per feature-map bit of a map of ``bits`` bits per value."""
         value = self.ppb_fm.get(bits)
         if value is None:
-            value = self.ppb_fm[bits] = profile.fm_pj_per_bit(bits)
+            value = self.ppb_fm[bits] = self._fm_pj_per_bit(bits)
         return value
 
 
@@ -131,107 +175,283 @@ def _consts(profile: HardwareProfile) -> _Consts:
     return consts
 
 
-def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
-    """Energy of one inference of ``plan`` on ``profile``: per layer and in total (µJ)."""
-    c = _consts(profile)
-    layers = plan.layers
-    n = len(layers)
-    index = getattr(plan, "_index", None)  # the plan's own name -> position map, if complete
-    if not index or len(index) != n:
-        index = {s.name: i for i, s in enumerate(layers)}
+# --------------------------------------------------------------------------- pass 1: the map graph
+class MapGraph:
+    """The feature maps of a plan (layer ``i`` produces map ``i``) and how they are kept.
 
-    # ------------------------------------------------------------ pass 1: the map graph
-    # Per layer: its input producers (-1: the image), its output map's bits / bits per value /
-    # slices, and how many distinct layers read the map, the last of them last.
-    map_bits = [0.0] * n
-    map_bpv = [32] * n
-    map_sl = [1] * n
-    src0 = [-1] * n
-    src1 = [-2] * n  # -2: no second input
-    n_readers = [0] * n  # distinct layers that read the map
-    last_reader = [-1] * n
-    main_of = [-1] * n  # the last layer that reads the map as its main input
-    first_in_block: dict[tuple[int, int, int], int] = {}  # (map, stage, block) -> its first reader there
-    delayed = [False] * n  # a join whose residual comes from the span's delay line, not from memory
-    for i, spec in enumerate(layers):
-        ob = spec.out_bits
-        sl = spec.out_slices if ob == 1 else 1
-        kind = spec.kind
-        ch = spec.c_out
-        map_bits[i] = (
-            (ch if kind == "head" or kind == "fc" else ch * spec.h_out * spec.w_out) * ob * sl
-        )
-        map_bpv[i] = ob
-        map_sl[i] = sl
-        inputs = spec.inputs
-        src = inputs[0].src
-        if src != INPUT:
-            j = index[src]
-            src0[i] = j
-            n_readers[j] += 1
-            last_reader[j] = main_of[j] = i
-        if len(inputs) > 1:
-            src = inputs[1].src
+    Lists indexed by layer: ``bits`` (the whole map, slices counted), ``bits_per_value`` and
+    ``slices`` of the map; ``src0`` / ``src1`` the producers of the layer's main input and
+    residual (-1: the image; ``src1`` -2: no second input); ``delayed``: a join whose residual
+    comes from its shortcut span's delay line, not from memory (see the module docstring);
+    ``stored``: STREAMED, STORED or INTO_SHUFFLE; ``delta``: changes of the live stored bits,
+    applied before costing each layer (a stored map lives from its producer to its last reader).
+    """
+
+    __slots__ = ("bits", "bits_per_value", "slices", "src0", "src1", "delayed", "stored", "delta")
+
+    def __init__(self, layers: tuple[LayerSpec, ...], index: dict[str, int]) -> None:
+        n = len(layers)
+        self.bits = [0.0] * n
+        self.bits_per_value = [32] * n
+        self.slices = [1] * n
+        self.src0 = [-1] * n
+        self.src1 = [-2] * n
+        self.delayed = [False] * n
+        readers, last_reader, main_of = self._readers(layers, index)
+        self.stored, self.delta = self._storage(layers, readers, last_reader, main_of)
+
+    def _readers(self, layers: tuple[LayerSpec, ...], index: dict[str, int]) -> tuple[list[int], ...]:
+        """Fill the per-map lists; return, per map, how many distinct layers read it, the last
+        of them, and the last layer that reads it as its main input."""
+        map_bits, map_bpv, map_sl = self.bits, self.bits_per_value, self.slices
+        src0, src1, delayed = self.src0, self.src1, self.delayed
+        n = len(layers)
+        n_readers = [0] * n
+        last_reader = [-1] * n
+        main_of = [-1] * n
+        first_in_block: dict[tuple[int, int, int], int] = {}  # (map, stage, block) -> its first reader there
+        for i, spec in enumerate(layers):
+            ob = spec.out_bits
+            sl = spec.out_slices if ob == 1 else 1
+            kind = spec.kind
+            ch = spec.c_out
+            map_bits[i] = (
+                (ch if kind == "head" or kind == "fc" else ch * spec.h_out * spec.w_out) * ob * sl
+            )
+            map_bpv[i] = ob
+            map_sl[i] = sl
+            inputs = spec.inputs
+            src = inputs[0].src
             if src != INPUT:
                 j = index[src]
-                src1[i] = j
-                if last_reader[j] != i:
-                    n_readers[j] += 1
-                    last_reader[j] = i
-            else:
-                src1[i] = -1
-        if spec.block >= 0:
-            # Shortcut spans (see the module docstring): the join's residual was streamed in by an
-            # earlier layer of the block and everything in between is 1-bit -> delay line.
-            for j in (src0[i], src1[i]):
-                if j >= 0:
-                    first_in_block.setdefault((j, spec.stage, spec.block), i)
-            jr = src1[i]
-            if jr >= 0 and spec.join != "none":
-                k = first_in_block[(jr, spec.stage, spec.block)]
-                delayed[i] = k < i and all(layers[m].out_bits == 1 for m in range(k, i))
+                src0[i] = j
+                n_readers[j] += 1
+                last_reader[j] = main_of[j] = i
+            if len(inputs) > 1:
+                src = inputs[1].src
+                if src != INPUT:
+                    j = index[src]
+                    src1[i] = j
+                    if last_reader[j] != i:
+                        n_readers[j] += 1
+                        last_reader[j] = i
+                else:
+                    src1[i] = -1
+            if spec.block >= 0:
+                # Shortcut spans (see the module docstring): the join's residual was streamed in by an
+                # earlier layer of the block and everything in between is 1-bit -> delay line.
+                for j in (src0[i], src1[i]):
+                    if j >= 0:
+                        first_in_block.setdefault((j, spec.stage, spec.block), i)
+                jr = src1[i]
+                if jr >= 0 and spec.join != "none":
+                    k = first_in_block[(jr, spec.stage, spec.block)]
+                    delayed[i] = k < i and all(layers[m].out_bits == 1 for m in range(k, i))
+        return n_readers, last_reader, main_of
 
-    # stored: 1 a stored map, 0 streamed (or the network's output), 2 written straight into the
-    # map of the feature-reuse shuffle that is its only reader.
-    stored = [1] * n
-    delta = [0.0] * (n + 1)  # live-bits changes: a stored map lives producer .. last reader
-    for j in range(n):
-        readers = n_readers[j]
-        if not readers:
-            stored[j] = 0
-            continue
-        last = last_reader[j]
-        if readers == 1:
-            ck = layers[last].kind
-            if ck in STREAMING_KINDS:
-                stored[j] = 0
+    def _storage(self, layers: tuple[LayerSpec, ...], n_readers: list[int], last_reader: list[int],
+                 main_of: list[int]) -> tuple[list[int], list[float]]:
+        """How each map is kept, and the live-bits changes of the stored ones."""
+        n = len(layers)
+        map_bits = self.bits
+        stored = [STORED] * n
+        delta = [0.0] * (n + 1)
+        for j in range(n):
+            readers = n_readers[j]
+            if not readers:
+                stored[j] = STREAMED
                 continue
-            if ck == "shuffle" and main_of[j] == last:
-                stored[j] = 2
-        b = map_bits[j]
-        # a shuffled map is made of maps that are live at the shuffle itself: count it after
-        start = j + 1 if layers[j].kind == "shuffle" else j
-        if start <= last:
-            delta[start] += b
-            delta[last + 1] -= b
+            last = last_reader[j]
+            if readers == 1:
+                ck = layers[last].kind
+                if ck in STREAMING_KINDS:
+                    stored[j] = STREAMED
+                    continue
+                if ck == "shuffle" and main_of[j] == last:
+                    stored[j] = INTO_SHUFFLE
+            b = map_bits[j]
+            # a shuffled map is made of maps that are live at the shuffle itself: count it after
+            start = j + 1 if layers[j].kind == "shuffle" else j
+            if start <= last:
+                delta[start] += b
+                delta[last + 1] -= b
+        return stored, delta
 
-    # ------------------------------------------------------------ pass 2: cost every layer
+    def spilled(self, j: int, buf: float) -> float:
+        """Bits of map ``j`` that do not fit the feature-map buffer and live in DRAM (0: none)."""
+        return self.bits[j] - buf if self.stored[j] == STORED and self.bits[j] > buf else 0.0
+
+
+# --------------------------------------------------------------------------- pass 2: per layer
+def _compute(spec: LayerSpec, binary_mac: bool, out_vals: int, out_sl: int, c: _Consts, unit_busy: list[float],
+             unit_wait: list[float]) -> tuple[float, int, float]:
+    """``(cycles, bound, pj)`` of a layer's compute: the slowest unit type it uses sets its
+    cycles (``bound`` is that unit's index, -1 for none); every unit burns static power meanwhile
+    (``pj``). Adds the units' busy and waiting cycles to ``unit_busy`` / ``unit_wait``."""
+    # (unit, operations) of each unit type the layer uses, its main unit first
+    kind = spec.kind
+    macs = spec.macs
+    ob = spec.out_bits
+    join = spec.join
+    h_in = spec.h_in
+    w_in = spec.w_in
+    add_ops = 0
+    if kind in CONV_KINDS:
+        used = [(_BIN if binary_mac else _REAL, macs)]
+        pre_pool = spec.pre_pool != "none"
+        if spec.src_bits > 1 and spec.in_bits == 1:  # a stored real map binarized on the fly
+            px = (-(-h_in // 2) * -(-w_in // 2)) if pre_pool else h_in * w_in
+            used.append((_SIGN32, spec.c_in * px * spec.in_slices))
+        if pre_pool:  # 2x2 average pool of the real input
+            add_ops = spec.c_in * h_in * w_in
+        if spec.post_pool != "none":  # 2x2 max pool of the integer conv outputs
+            add_ops += 4 * out_vals
+        if spec.norm:
+            if ob == 1:  # BN folds into one threshold per (channel, slice)
+                used.append((_SIGN16, out_vals * out_sl))
+            else:
+                used.append((_BN, out_vals * 2 if join == "add_mean" else out_vals))
+    elif kind == "las":
+        used = [(_REAL, macs), (_BN, 3 * out_vals)]  # depthwise 3x3 real conv; BN_a, _b, _c
+        add_ops = out_vals
+        if ob == 1:
+            used.append((_SIGN16, out_vals * out_sl))
+    elif kind == "binarize":
+        used = [(_SIGN16, out_vals * out_sl)]
+    elif kind == "pool":
+        used = []
+        add_ops = out_vals * spec.kernel * spec.kernel
+    elif kind == "head":
+        used = []
+        add_ops = spec.c_in * h_in * w_in  # global average pool
+    else:
+        used = []
+    if join != "none":
+        if join == "add":
+            add_ops += out_vals
+        elif join == "add_mean":
+            add_ops += out_vals * spec.in_slices  # mean over the slices of h, then the add
+        else:  # xnor / or
+            used.append((_LOGIC, out_vals * out_sl))
+    if add_ops:
+        used.append((_ADD, add_ops))
+    if spec.act != "none":
+        used.append((_ACT, spec.c_in * h_in * w_in if kind == "head" else out_vals))
+
     inv_par, dyn_pj, stat_pj = c.inv_par, c.dyn_pj, c.stat_pj
-    ppb_w, ppb_dram, buf = c.ppb_w, c.ppb_dram, c.buf_bits
-    ppb_fm = c.ppb_fm
-    ppb1 = ppb_fm[1]
-    p_out, real_w_bits, param_bits, w_reuse = c.p_out, c.real_w_bits, c.param_bits, c.weight_reuse
-    cost_stem, cost_head = c.cost_stem, c.cost_head
+    cycles = 0.0
+    bound = -1
+    for u, a in used:
+        cu = a * inv_par[u]
+        unit_busy[u] += cu
+        if cu > cycles:
+            cycles, bound = cu, u
+    pj = 0.0
+    for u, a in used:
+        unit_wait[u] += cycles
+        pj += dyn_pj[u] * a * inv_par[u] + stat_pj[u] * cycles
+    return cycles, bound, pj
 
-    rows: list[tuple] = []
+
+def _sram(spec: LayerSpec, i: int, graph: MapGraph, c: _Consts, out_vals: int,
+          pre_pool: bool) -> tuple[float, float, float, float, float, float]:
+    """On-chip traffic of layer ``i`` (see the module docstring), as ``(fm_read, residual,
+    fm_write, weight_read, weight_store, pj)``: feature-map bits read (operands plus the join's
+    ``residual`` read), written; weight and per-channel parameter bits read, the weights' stored
+    bits; and the energy."""
+    src_bits = spec.src_bits
+    j = graph.src0[i]
+    if j < 0 or graph.stored[j]:
+        if spec.kind in CONV_KINDS:
+            groups = spec.groups
+            c_out = spec.c_out
+            reuse = c_out / groups if groups > 1 else c_out
+            if reuse > c.p_out:
+                reuse = c.p_out
+            elif reuse < 1:
+                reuse = 1
+            fm_read = spec.macs / reuse * src_bits
+            if pre_pool:
+                fm_read *= 4
+        else:
+            fm_read = spec.c_in * spec.h_in * spec.w_in * (spec.src_slices if src_bits == 1 else src_bits)
+        pj = fm_read * (c.ppb_fm.get(src_bits) or c.fm_ppb(src_bits))
+    else:
+        fm_read = pj = 0.0
+    jr = graph.src1[i]
+    residual = 0.0
+    if jr >= 0 and spec.join != "none":
+        rb = graph.bits_per_value[jr]
+        residual = out_vals * rb * graph.slices[jr]
+        fm_read += residual
+        pj += residual * (c.ppb_fm.get(rb) or c.fm_ppb(rb))
+    if graph.stored[i]:
+        fm_write = graph.bits[i]
+        pj += fm_write * (c.ppb_fm.get(spec.out_bits) or c.fm_ppb(spec.out_bits))
+    else:
+        fm_write = 0.0
+    aux_bits = spec.aux_params * c.param_bits
+    w_bits = spec.w_bits
+    if w_bits:
+        w_eff = 1 if w_bits == 1 else c.real_w_bits
+        w_store = spec.params * w_eff
+        w_read = spec.macs * w_eff / c.weight_reuse + aux_bits
+    else:
+        w_store = 0
+        w_read = aux_bits
+    pj += w_read * c.ppb_w
+    return fm_read, residual, fm_write, w_read, w_store, pj
+
+
+def _dram(spec: LayerSpec, i: int, graph: MapGraph, layers: tuple[LayerSpec, ...], c: _Consts, w_store: float,
+          pre_pool: bool) -> tuple[float, float, float, float]:
+    """Off-chip traffic of layer ``i`` (see the module docstring), as ``(weights, fm_in,
+    residual, fm_out)`` bits: weights and per-channel parameters loaded once, the spilled excess
+    of its main input and of the join's residual read back, its own output's excess spilled."""
+    buf = c.buf_bits
+    map_bits, stored = graph.bits, graph.stored
+    weights = w_store + spec.aux_params * c.param_bits
+    fm_out = map_bits[i] - buf if stored[i] == STORED and map_bits[i] > buf else 0.0
+    fm_in = residual = 0.0
+    j = graph.src0[i]
+    if j < 0:
+        if c.cost_stem:  # the image arrives from DRAM
+            fm_in = spec.c_in * spec.h_in * spec.w_in * spec.src_bits
+    elif stored[j] == STORED and map_bits[j] > buf:
+        fm_in = _excess_read(spec.inputs[0], map_bits[j] - buf, layers[j].c_out)
+        if spec.kind in CONV_KINDS and spec.kernel == 1 and spec.stride > 1 and not pre_pool:
+            fm_in /= spec.stride * spec.stride  # a strided 1x1 conv fetches only the pixels it uses
+    jr = graph.src1[i]
+    if jr >= 0 and jr != j and not graph.delayed[i] and stored[jr] == STORED and map_bits[jr] > buf:
+        residual = _excess_read(spec.inputs[1], map_bits[jr] - buf, layers[jr].c_out)
+    return weights, fm_in, residual, fm_out
+
+
+def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
+    """Energy of one inference of ``plan`` on ``profile``: per layer and in total (µJ).
+
+    ``plan`` is validated first (space/plan_checks.py; a no-op for a plan from make_plan):
+    a broken plan raises :class:`~space.plan_checks.PlanError`.
+    """
+    validate(plan)
+    c = _consts(profile)
+    layers = plan.layers
+    index = getattr(plan, "_index", None)  # the plan's own name -> position map, if complete
+    if not index or len(index) != len(layers):
+        index = {s.name: i for i, s in enumerate(layers)}
+    graph = MapGraph(layers, index)
+    delta = graph.delta
+    ppb_dram, buf, cost_stem, cost_head = c.ppb_dram, c.buf_bits, c.cost_stem, c.cost_head
+
+    rows: list[LayerRow] = []
     host: list[str] = []
     unit_busy = [0.0] * _N_UNITS  # cycles each unit works
     unit_wait = [0.0] * _N_UNITS  # cycles of the layers that use it (static power)
     tot_sram = tot_dram = tot_cycles = 0.0
     tot_fm_bits = tot_w_bits = tot_dram_w = tot_dram_fm = 0.0
     bops = flops = 0
-    stage_fm = [-1.0] * 8
-    stage_w = [-1.0] * 8
+    stage_fm = [-1.0] * 8  # per stage: peak live feature-map bits
+    stage_w = [-1.0] * 8  # per stage: largest layer's stored weights
     live = 0.0
 
     for i, spec in enumerate(layers):
@@ -239,210 +459,72 @@ def estimate(plan: Plan, profile: HardwareProfile) -> EnergyReport:
         kind = spec.kind
         stage = spec.stage
         macs = spec.macs
-        w_bits = spec.w_bits
-        binary_mac = w_bits == 1 and spec.in_bits == 1
+        binary_mac = spec.w_bits == 1 and spec.in_bits == 1
         if macs:
             if binary_mac:
                 bops += macs
             else:
                 flops += macs
-        if stage == 0:
-            if (kind == "conv" or kind == "pool") and not cost_stem:
-                host.append(spec.name)
-                continue
-        elif (kind == "head" or kind == "fc") and not cost_head:
-            host.append(spec.name)
+        if (stage == 0 and (kind == "conv" or kind == "pool") and not cost_stem) or (
+                stage != 0 and (kind == "head" or kind == "fc") and not cost_head):
+            host.append(spec.name)  # the profile leaves the stem conv + pool / the head to the host
             continue
         if kind == "shuffle":
             # Concatenation + channel interleave is addressing only: no compute, no SRAM
             # traffic (the block writes into the shuffled map); a spilled excess is costed here.
-            dram_fm = map_bits[i] - buf if stored[i] == 1 and map_bits[i] > buf else 0.0
-            rows.append(
-                (
-                    spec.name,
-                    kind,
-                    stage,
-                    0.0,
-                    "-",
-                    0.0,
-                    0.0,
-                    dram_fm * ppb_dram * _PJ_TO_UJ,
-                    0.0,
-                    0.0,
-                    0.0,
-                    0.0,
-                    dram_fm,
-                    live,
-                    0.0,
-                    0.0,
-                    dram_fm,
-                )
-            )
+            dram_fm = graph.spilled(i, buf)
+            rows.append(_new_row((  # no compute, no SRAM traffic: only the spilled excess
+                spec.name, kind, stage, 0.0, "-", 0.0, 0.0, dram_fm * ppb_dram * _PJ_TO_UJ,  # ... dram_uJ
+                0.0, 0.0, 0.0, 0.0, dram_fm, live, 0.0, 0.0, dram_fm,  # ... dram_fm_bits, fm_live_bits, ...
+            )))
             tot_dram += dram_fm * ppb_dram
             tot_dram_fm += dram_fm
             if live > stage_fm[stage]:
                 stage_fm[stage] = live
             continue
 
-        c_out = spec.c_out
-        ob = spec.out_bits
-        out_sl = spec.out_slices if ob == 1 else 1
-        out_vals = c_out if kind == "head" or kind == "fc" else c_out * spec.h_out * spec.w_out
-        src_bits = spec.src_bits
-        join = spec.join
-        h_in = spec.h_in
-        w_in = spec.w_in
-
-        # -------------------------------------------------- operations per unit type
-        # (unit, operations) of what the layer uses; the main unit first
-        conv_like = kind in CONV_KINDS
-        pre_pool = False
-        add_ops = 0
-        if conv_like:
-            used = [(_BIN if binary_mac else _REAL, macs)]
-            pre_pool = spec.pre_pool != "none"
-            if src_bits > 1 and spec.in_bits == 1:  # a stored real map binarized on the fly
-                px = (-(-h_in // 2) * -(-w_in // 2)) if pre_pool else h_in * w_in
-                used.append((_SIGN32, spec.c_in * px * spec.in_slices))
-            if pre_pool:  # 2x2 average pool of the real input
-                add_ops = spec.c_in * h_in * w_in
-            if spec.post_pool != "none":  # 2x2 max pool of the integer conv outputs
-                add_ops += 4 * out_vals
-            if spec.norm:
-                if ob == 1:  # BN folds into one threshold per (channel, slice)
-                    used.append((_SIGN16, out_vals * out_sl))
-                else:
-                    used.append((_BN, out_vals * 2 if join == "add_mean" else out_vals))
-        elif kind == "las":
-            used = [(_REAL, macs), (_BN, 3 * out_vals)]  # depthwise 3x3 real conv; BN_a, _b, _c
-            add_ops = out_vals
-            if ob == 1:
-                used.append((_SIGN16, out_vals * out_sl))
-        elif kind == "binarize":
-            used = [(_SIGN16, out_vals * out_sl)]
-        elif kind == "pool":
-            used = []
-            add_ops = out_vals * spec.kernel * spec.kernel
-        elif kind == "head":
-            used = []
-            add_ops = spec.c_in * h_in * w_in  # global average pool
-        else:
-            used = []
-        if join != "none":
-            if join == "add":
-                add_ops += out_vals
-            elif join == "add_mean":
-                add_ops += out_vals * spec.in_slices  # mean over the slices of h, then the add
-            else:  # xnor / or
-                used.append((_LOGIC, out_vals * out_sl))
-        if add_ops:
-            used.append((_ADD, add_ops))
-        if spec.act != "none":
-            used.append((_ACT, spec.c_in * h_in * w_in if kind == "head" else out_vals))
-
-        cycles = 0.0
-        bound = -1
-        for u, a in used:
-            cu = a * inv_par[u]
-            unit_busy[u] += cu
-            if cu > cycles:
-                cycles, bound = cu, u
-        compute_pj = 0.0
-        for u, a in used:
-            unit_wait[u] += cycles
-            compute_pj += dyn_pj[u] * a * inv_par[u] + stat_pj[u] * cycles
-
-        # -------------------------------------------------- SRAM traffic
-        j = src0[i]
-        if j < 0 or stored[j]:
-            if conv_like:
-                groups = spec.groups
-                reuse = c_out / groups if groups > 1 else c_out
-                if reuse > p_out:
-                    reuse = p_out
-                elif reuse < 1:
-                    reuse = 1
-                fm_read = macs / reuse * src_bits
-                if pre_pool:
-                    fm_read *= 4
-            else:
-                fm_read = spec.c_in * h_in * w_in * (spec.src_slices if src_bits == 1 else src_bits)
-            sram_pj = fm_read * (
-                ppb1 if src_bits == 1 else ppb_fm.get(src_bits) or c.fm_ppb(src_bits, profile)
-            )
-        else:
-            fm_read = sram_pj = 0.0
-        jr = src1[i]
-        sram_res = 0.0
-        if jr >= 0 and join != "none":
-            rb = map_bpv[jr]
-            sram_res = out_vals * rb * map_sl[jr]
-            fm_read += sram_res
-            sram_pj += sram_res * (ppb1 if rb == 1 else ppb_fm.get(rb) or c.fm_ppb(rb, profile))
-        if stored[i]:
-            fm_write = map_bits[i]
-            sram_pj += fm_write * (ppb1 if ob == 1 else ppb_fm.get(ob) or c.fm_ppb(ob, profile))
-        else:
-            fm_write = 0.0
-        aux_bits = spec.aux_params * param_bits
-        if w_bits:
-            w_eff = 1 if w_bits == 1 else real_w_bits
-            w_store = spec.params * w_eff
-            w_read = macs * w_eff / w_reuse + aux_bits
-            if w_store > stage_w[stage]:
-                stage_w[stage] = w_store
-        else:
-            w_store = 0
-            w_read = aux_bits
-        sram_pj += w_read * ppb_w
-
-        # -------------------------------------------------- DRAM traffic
-        dram_w = w_store + aux_bits
-        dram_out = map_bits[i] - buf if stored[i] == 1 and map_bits[i] > buf else 0.0
-        dram_in = dram_res = 0.0
-        if j < 0:
-            if cost_stem:  # the image arrives from DRAM
-                dram_in = spec.c_in * h_in * w_in * src_bits
-        elif stored[j] == 1 and map_bits[j] > buf:
-            dram_in = _excess_read(spec.inputs[0], map_bits[j] - buf, layers[j].c_out)
-            if conv_like and spec.kernel == 1 and spec.stride > 1 and not pre_pool:
-                dram_in /= spec.stride * spec.stride  # a strided 1x1 conv fetches only the pixels it uses
-        if jr >= 0 and jr != j and not delayed[i] and stored[jr] == 1 and map_bits[jr] > buf:
-            dram_res = _excess_read(spec.inputs[1], map_bits[jr] - buf, layers[jr].c_out)
-        dram_fm = dram_in + dram_res + dram_out
-        dram_pj = (dram_w + dram_fm) * ppb_dram
-
-        rows.append(
-            (
-                spec.name,
-                kind,
-                stage,
-                cycles,
-                UNIT_NAMES[bound] if bound >= 0 else "-",
-                compute_pj * _PJ_TO_UJ,
-                sram_pj * _PJ_TO_UJ,
-                dram_pj * _PJ_TO_UJ,
-                fm_read,
-                fm_write,
-                w_read,
-                dram_w,
-                dram_fm,
-                live,
-                sram_res,
-                dram_res,
-                dram_out,
-            )
-        )
+        out_sl = spec.out_slices if spec.out_bits == 1 else 1
+        out_vals = spec.c_out if kind == "head" or kind == "fc" else spec.c_out * spec.h_out * spec.w_out
+        pre_pool = kind in CONV_KINDS and spec.pre_pool != "none"
+        cycles, bound, compute_pj = _compute(spec, binary_mac, out_vals, out_sl, c, unit_busy, unit_wait)
+        (sram_fm_read_bits, sram_residual_bits, sram_fm_write_bits, sram_weight_bits, w_store,
+         sram_pj) = _sram(spec, i, graph, c, out_vals, pre_pool)
+        if spec.w_bits and w_store > stage_w[stage]:
+            stage_w[stage] = w_store
+        dram_weight_bits, dram_fm_in, dram_residual_bits, dram_fm_write_bits = _dram(
+            spec, i, graph, layers, c, w_store, pre_pool)
+        dram_fm_bits = dram_fm_in + dram_residual_bits + dram_fm_write_bits
+        dram_pj = (dram_weight_bits + dram_fm_bits) * ppb_dram
+        rows.append(_new_row((  # the fields of LayerRow, in order, from the locals of the same names
+            spec.name,  # name
+            kind,
+            stage,
+            cycles,
+            UNIT_NAMES[bound] if bound >= 0 else "-",  # bound_by
+            compute_pj * _PJ_TO_UJ,  # compute_uJ
+            sram_pj * _PJ_TO_UJ,  # sram_uJ
+            dram_pj * _PJ_TO_UJ,  # dram_uJ
+            sram_fm_read_bits,
+            sram_fm_write_bits,
+            sram_weight_bits,
+            dram_weight_bits,
+            dram_fm_bits,
+            live,  # fm_live_bits
+            sram_residual_bits,
+            dram_residual_bits,
+            dram_fm_write_bits,
+        )))
         tot_sram += sram_pj
         tot_dram += dram_pj
         tot_cycles += cycles
-        tot_fm_bits += fm_read + fm_write
-        tot_w_bits += w_read
-        tot_dram_w += dram_w
-        tot_dram_fm += dram_fm
+        tot_fm_bits += sram_fm_read_bits + sram_fm_write_bits
+        tot_w_bits += sram_weight_bits
+        tot_dram_w += dram_weight_bits
+        tot_dram_fm += dram_fm_bits
         if live > stage_fm[stage]:
             stage_fm[stage] = live
 
+    dyn_pj, stat_pj = c.dyn_pj, c.stat_pj
     units_uj = tuple(
         (dyn_pj[u] * unit_busy[u] + stat_pj[u] * unit_wait[u]) * _PJ_TO_UJ for u in range(_N_UNITS)
     )

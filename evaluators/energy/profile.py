@@ -25,12 +25,15 @@ YAML layout (see conf/energy/boolnet65nm.yaml for a commented example)::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Unit types of the accelerator (reference section 4). Order = index used by the model.
+from boolnas.space.fields import BOOL, EXPECTED, field_value, is_integer, is_number
+from boolnas.space.records import read_yaml
+
+# Unit types of the accelerator (docs/bnn-background.md, section 4). Order = index used by the model.
 UNIT_NAMES: tuple[str, ...] = (
     "binary_conv",  # XNOR-popcount MAC array (binary weights x binary operand)
     "real_conv",  # fixed-point MAC array for real-valued convs (downsample, LAS, stem, FC)
@@ -157,53 +160,21 @@ class HardwareProfile:
         units_raw = _section(compute, "units", UNIT_NAMES, prefix="compute.")
         units = tuple(_unit(f"compute.units.{u}", units_raw[u], clock) for u in UNIT_NAMES)
 
-        precision = _section(data, "precision", ("real_weight_bits", "param_bits"))
-        scope = _section(data, "scope", ("stem_conv", "head"))
-        sram = _section(
-            data,
-            "sram",
-            (
-                "fm_buffer_kib",
-                "weight_buffer_kib",
-                "fm_lanes",
-                "fm_access_pj",
-                "fm_ref_width_bits",
-                "fm_width_exponent",
-                "weight_read_bits",
-                "weight_access_pj",
-                "weight_reuse",
-            ),
-        )
-        dram = _section(data, "dram", ("access_bits", "access_pj"))
+        sections = {s: _section(data, s, tuple(k for sec, k, _, _ in _SCALARS if sec == s))
+                    for s in ("precision", "scope", "sram", "dram")}
         return cls(
             name=name,
             description=description,
             clock_ghz=clock,
             static_fraction=static,
             units=units,
-            real_weight_bits=_integer("precision.real_weight_bits", precision["real_weight_bits"]),
-            param_bits=_integer("precision.param_bits", precision["param_bits"]),
-            cost_stem_conv=_boolean("scope.stem_conv", scope["stem_conv"]),
-            cost_head=_boolean("scope.head", scope["head"]),
-            fm_buffer_kib=_number("sram.fm_buffer_kib", sram["fm_buffer_kib"]),
-            weight_buffer_kib=_number("sram.weight_buffer_kib", sram["weight_buffer_kib"]),
-            fm_lanes=_integer("sram.fm_lanes", sram["fm_lanes"]),
-            fm_access_pj=_number("sram.fm_access_pj", sram["fm_access_pj"]),
-            fm_ref_width_bits=_integer("sram.fm_ref_width_bits", sram["fm_ref_width_bits"]),
-            fm_width_exponent=_number("sram.fm_width_exponent", sram["fm_width_exponent"]),
-            weight_read_bits=_integer("sram.weight_read_bits", sram["weight_read_bits"]),
-            weight_access_pj=_number("sram.weight_access_pj", sram["weight_access_pj"]),
-            weight_reuse=_number("sram.weight_reuse", sram["weight_reuse"], positive=True),
-            dram_access_bits=_integer("dram.access_bits", dram["access_bits"]),
-            dram_access_pj=_number("dram.access_pj", dram["access_pj"]),
+            **{attr: check(f"{s}.{k}", sections[s][k]) for s, k, attr, check in _SCALARS},
             source=_plain(data),
         )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> HardwareProfile:
         """Read and validate a profile YAML file (safe loader; see :func:`space.records.read_yaml`)."""
-        from boolnas.space.records import read_yaml
-
         path = Path(path)
         data = read_yaml(path, "energy profile file", ProfileError)
         if data is None:
@@ -277,7 +248,7 @@ def _section(
 
 
 def _number(key: str, value: Any, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ProfileError(
             f"energy profile key '{key}': expected a number, got {value!r} ({type(value).__name__})"
         )
@@ -291,7 +262,7 @@ def _number(key: str, value: Any, positive: bool = False) -> float:
 
 
 def _integer(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_integer(value):
         raise ProfileError(
             f"energy profile key '{key}': expected a positive integer, got {value!r}"
         )
@@ -301,9 +272,31 @@ def _integer(key: str, value: Any) -> int:
 
 
 def _boolean(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ProfileError(f"energy profile key '{key}': expected true or false, got {value!r}")
-    return value
+    return field_value(value, f"energy profile key '{key}'", BOOL, template=EXPECTED, error=ProfileError)
+
+
+def _positive(key: str, value: Any) -> float:
+    return _number(key, value, positive=True)
+
+
+# The scalar keys of a profile, in the order they are checked: (section, key, HardwareProfile field, check).
+_SCALARS: tuple[tuple[str, str, str, Callable[[str, Any], Any]], ...] = (
+    ("precision", "real_weight_bits", "real_weight_bits", _integer),
+    ("precision", "param_bits", "param_bits", _integer),
+    ("scope", "stem_conv", "cost_stem_conv", _boolean),
+    ("scope", "head", "cost_head", _boolean),
+    ("sram", "fm_buffer_kib", "fm_buffer_kib", _number),
+    ("sram", "weight_buffer_kib", "weight_buffer_kib", _number),
+    ("sram", "fm_lanes", "fm_lanes", _integer),
+    ("sram", "fm_access_pj", "fm_access_pj", _number),
+    ("sram", "fm_ref_width_bits", "fm_ref_width_bits", _integer),
+    ("sram", "fm_width_exponent", "fm_width_exponent", _number),
+    ("sram", "weight_read_bits", "weight_read_bits", _integer),
+    ("sram", "weight_access_pj", "weight_access_pj", _number),
+    ("sram", "weight_reuse", "weight_reuse", _positive),
+    ("dram", "access_bits", "dram_access_bits", _integer),
+    ("dram", "access_pj", "dram_access_pj", _number),
+)
 
 
 def _unit(key: str, value: Any, clock_ghz: float) -> UnitSpec:

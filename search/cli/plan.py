@@ -6,7 +6,8 @@ import json
 import sys
 from typing import Any
 
-from boolnas.search.cli_support import CONF_DIR, guarded, quiet_interrupt_while_loading, run_cli
+from boolnas.search.cli.support import guarded, quiet_interrupt_while_loading, run_cli
+from boolnas.search.conf_dir import CONF_DIR
 
 quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
 

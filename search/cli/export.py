@@ -15,24 +15,35 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from boolnas.search.cli_support import (
-    CONF_DIR,
+from boolnas.search.cli.support import (
     check_output_dir,
-    existing_study,
     fail,
     guarded,
     quiet_interrupt_while_loading,
     run_cli,
 )
+from boolnas.search.conf_dir import CONF_DIR
 
 quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from boolnas.evaluators.accuracy import load_model  # noqa: E402
+from boolnas.evaluators.deploy.artifacts import (  # noqa: E402
+    FORMATS,
+    SUFFIXES,
+    VerificationError,
+    export_network,
+    metadata,
+)
+from boolnas.search.cli.studies import existing_study, storage_from_folder  # noqa: E402
 from boolnas.search.config import StorageConfig  # noqa: E402
 from boolnas.search.export import SELECTIONS, export  # noqa: E402
 from boolnas.search.study import load_existing  # noqa: E402
+from boolnas.space import Task, make_plan  # noqa: E402
+from boolnas.space.arch_io import load_arch  # noqa: E402
+from boolnas.space.builder import PlanNetwork, build  # noqa: E402
 
 log = logging.getLogger("boolnas.export")
 NETWORK_KEYS = ("arch", "weights", "format", "out", "seed", "verify", "verify_images")
@@ -89,8 +100,6 @@ def _export_study(cfg: DictConfig) -> None:
 
 
 def _checked(cfg: DictConfig) -> tuple[str, int, bool, int]:
-    from boolnas.evaluators.deploy.artifacts import FORMATS
-
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r} is unknown; use one of {list(FORMATS)}")
@@ -117,11 +126,6 @@ def _checked(cfg: DictConfig) -> tuple[str, int, bool, int]:
 def _network(cfg: DictConfig, task_given: bool, seed: int) -> tuple[Any, str, Any, str, Path]:
     """(the network, its name, genotype, what its weights are, the default output stem)."""
     import torch
-
-    from boolnas.evaluators.accuracy import load_model
-    from boolnas.space import Task, make_plan
-    from boolnas.space.arch_io import load_arch
-    from boolnas.space.builder import PlanNetwork, build
 
     if cfg.weights is not None:
         weights = Path(str(cfg.weights))
@@ -155,8 +159,6 @@ def _network(cfg: DictConfig, task_given: bool, seed: int) -> tuple[Any, str, An
 
 def _export_network(cfg: DictConfig, task_given: bool) -> None:
     fmt, seed, verify, n = _checked(cfg)
-    from boolnas.evaluators.deploy.artifacts import SUFFIXES, VerificationError, export_network, metadata
-
     net, name, genotype, weights, stem = _network(cfg, task_given, seed)
     out = Path(str(cfg.out)) if cfg.out is not None else stem.with_name(stem.name + SUFFIXES[fmt])
     if out.is_dir():
@@ -183,7 +185,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point: a bad override exits 2 with a message, then Hydra runs ``_run``."""
-    run_cli(_hydra_main, "export_cli", groups=("storage", "task"))
+    run_cli(_hydra_main, "export_cli", groups=("storage", "task"), storage_from_folder=storage_from_folder)
 
 
 if __name__ == "__main__":

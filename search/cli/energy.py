@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from boolnas.search.cli_support import CONF_DIR, guarded, quiet_interrupt_while_loading, run_cli
+from boolnas.search.cli.support import guarded, quiet_interrupt_while_loading, run_cli
+from boolnas.search.conf_dir import CONF_DIR
 
 quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
 
@@ -167,7 +168,7 @@ def _run(cfg: DictConfig) -> None:
         if ref == "all":
             print(summary_table(rows))
     if ref == "all":
-        path = write_chart(chart, rows, profile.name)  # an OSError names chart and the fix (search/cli_support.py)
+        path = write_chart(chart, rows, profile.name)  # an OSError names chart and the fix (search/cli/support.py)
         log.info("wrote the energy chart of %d architectures to %s", len(rows), path)
 
 

@@ -8,7 +8,7 @@ differing settings are warned about on stderr and in the combined report.
 
 from __future__ import annotations
 
-from boolnas.search.cli_support import quiet_interrupt_while_loading
+from boolnas.search.cli.support import quiet_interrupt_while_loading
 
 quiet_interrupt_while_loading()  # Ctrl-C while the modules load: one line, no import traceback
 
@@ -22,12 +22,14 @@ from typing import Any  # noqa: E402
 import hydra  # noqa: E402
 from omegaconf import DictConfig, ListConfig, OmegaConf  # noqa: E402
 
-from boolnas.search.cli_support import CONF_DIR, existing_study, guarded, run_cli  # noqa: E402
+from boolnas.search.cli.studies import existing_study, storage_from_folder  # noqa: E402
+from boolnas.search.cli.support import guarded, run_cli  # noqa: E402
+from boolnas.search.conf_dir import CONF_DIR  # noqa: E402
 from boolnas.search.config import StorageConfig  # noqa: E402
-from boolnas.search.report import (  # noqa: E402
+from boolnas.search.report import study_results  # noqa: E402
+from boolnas.search.report_files import (  # noqa: E402
     combined_dir,
     comparability,
-    study_results,
     write_combined_report,
     write_study_files,
 )
@@ -82,7 +84,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """Console entry point: a bad override exits 2 with a message, then Hydra runs ``_run``."""
     sys.argv[1:] = as_list_override(sys.argv[1:])
-    run_cli(_hydra_main, "report_cli", groups=("storage",))
+    run_cli(_hydra_main, "report_cli", groups=("storage",), storage_from_folder=storage_from_folder)
 
 
 if __name__ == "__main__":

@@ -22,29 +22,27 @@ interrupt policy and generated ``--help``.
 from __future__ import annotations
 
 import errno
-import importlib.resources
 import logging
 import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, NoReturn, TypeVar
 
-# conf/ ships inside the package (boolnas.conf): found the same way in a checkout and in a wheel
-CONF_DIR = str(importlib.resources.files("boolnas.conf"))
-WORKER_TAG_ENV = "BOOLNAS_WORKER_TAG"  # a log prefix naming the worker (set by search/workers.py)
-START_GATE_ENV = "BOOLNAS_START_GATE"  # "1" for supervised workers: wait for "go" on stdin, write no reports
+from boolnas.search.conf_dir import CONF_DIR, check_group_choices, group_choices
+from boolnas.search.worker_env import START_GATE_ENV, WORKER_TAG_ENV
+
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError,)
 # errors of a write that the user fixes by choosing another place (or freeing space)
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 HELP_FLAGS = ("--help", "-h")
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("boolnas.cli")
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -90,6 +88,29 @@ def install_signal_handlers() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         if signal.getsignal(signum) is not signal.SIG_IGN:
             signal.signal(signum, _raise_interrupted)
+    if not getattr(sys.unraisablehook, "redelivers_interrupts", False):
+        sys.unraisablehook = _redeliver_interrupts(sys.unraisablehook)
+
+
+REDELIVER_AFTER_S = 0.01
+
+
+def _redeliver_interrupts(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An interrupt whose handler ran inside a finalizer (a ``__del__`` or a weakref callback, e.g.
+    SQLAlchemy's, run by the garbage collector at any point) cannot propagate: Python prints
+    "Exception ignored in ..." with a traceback and drops it. This hook sends the same signal again
+    a moment later, from a helper thread, so the program proper gets it and ends as usual."""
+
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        if not isinstance(exc, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        signum = getattr(exc, "signum", None) or signal.SIGINT
+        threading.Timer(REDELIVER_AFTER_S, os.kill, (os.getpid(), signum)).start()
+
+    hook.redelivers_interrupts = True  # type: ignore[attr-defined]
+    return hook
 
 
 def quiet_interrupt_while_loading() -> None:
@@ -216,26 +237,6 @@ def guarded(body: Callable[[Any], None], cfg: Any, output_key: str = "results_di
         fail(os_error_message(exc, output_key))
 
 
-def check_group_choices(argv: Sequence[str], conf_dir: str | Path, groups: Sequence[str]) -> None:
-    """Refuse ``group=value`` overrides whose value has no conf/<group>/<value>.yaml.
-
-    Hydra would refuse them too, but with exit code 1 and a long hint; this names the
-    allowed values and lets the caller exit with code 2 like every other user error.
-    """
-    for arg in argv:
-        name, sep, value = arg.partition("=")
-        name = name.lstrip("+~")
-        if not sep or name not in groups or "/" in value:
-            continue
-        options = _choices(conf_dir, name)
-        if value not in options:
-            raise ValueError(f"{name}={value!r} is unknown; use one of {options}")
-
-
-def _choices(conf_dir: str | Path, group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
-
-
 def debug_requested(argv: Sequence[str]) -> bool:
     """True when the command line holds ``debug=true`` (checked before Hydra parses it)."""
     return any(a.lstrip("+").lower() in ("debug=true", "debug=1", "debug=yes") for a in argv)
@@ -325,78 +326,6 @@ def _keys_hint(key: str, config_name: str, overrides: list[str], groups: Sequenc
     return f"check the spelling ({where}: {', '.join(sorted(str(k) for k in node.keys()))})"
 
 
-# ------------------------------------------------------------------------------------ studies
-def existing_study(study: Any, storage: Any, results_dir: Path) -> str:
-    """Check ``study=`` of a command that reads a study (report, export) before opening it.
-
-    The name must be a plain study name (no path), ``results_dir`` a folder whose study folder
-    can be written (the command writes there), and a storage file in the results folder
-    (sqlite ``study.db`` / journal ``journal.log``) must exist: opening a missing one would
-    create an empty database there.
-    """
-    from boolnas.search.config import STUDY_NAME
-
-    name = str(study)
-    if not STUDY_NAME.match(name):
-        raise ValueError(f"study={name!r} is not a valid study name (letters, digits, '_', '-', '.'; no paths): "
-                         "give the name a search was run with")
-    results_dir = Path(results_dir)
-    if results_dir.exists() and not results_dir.is_dir():
-        raise ValueError(f"results_dir={results_dir} is a file, not a folder; give the results_dir= of the search")
-    from boolnas.search.storage import LOCAL_FILES, is_local_file
-
-    if is_local_file(storage):
-        study_dir = results_dir / name
-        file = study_dir / LOCAL_FILES[storage.kind]
-        if not file.is_file():
-            other = "journal" if storage.kind == "sqlite" else "sqlite"
-            hint = (f"; {study_dir} holds no {file.name}: was it run with storage={other}?" if study_dir.is_dir()
-                    else "")
-            raise ValueError(f"no study {name!r} in {results_dir}/ (run boolnas-search study={name} first, "
-                             f"or pass results_dir= and storage= of the search){hint}")
-    check_output_dir(results_dir / name, "results_dir", results_dir)
-    return name
-
-
-def storage_from_folder(argv: Sequence[str], cfg: Any) -> str | None:
-    """``storage=<kind>`` to add to a command line that names no storage, when its study folder
-    holds the other local kind's file only (a study run with ``storage=journal``, read back with
-    the default sqlite); None when there is nothing to change. Several studies (``study=[a,b]``):
-    switched when their folders agree. A folder holding both files: a ValueError asking the user
-    to choose."""
-    from omegaconf import ListConfig, OmegaConf
-
-    from boolnas.search.config import STUDY_NAME
-    from boolnas.search.storage import LOCAL_FILES, detect_local_kind
-
-    if any(a.lstrip("+~").partition("=")[0] in ("storage", "storage.kind", "storage.url") for a in argv):
-        return None  # the user chose
-    if OmegaConf.select(cfg, "storage.kind") is None or OmegaConf.is_missing(cfg, "study"):
-        return None
-    study, results_dir = OmegaConf.select(cfg, "study"), OmegaConf.select(cfg, "results_dir")
-    if results_dir is None or OmegaConf.select(cfg, "storage.url"):
-        return None
-    configured = str(cfg.storage.kind)
-    if configured not in LOCAL_FILES:
-        return None
-    names = [str(n) for n in study] if isinstance(study, ListConfig) else [str(study)]
-    folders = [Path(str(results_dir)) / n for n in names if STUDY_NAME.match(n)]
-    kinds: set[str] = set()  # the storage kind of each study folder that holds one
-    for folder in folders:
-        other = detect_local_kind(folder, configured)  # (a folder holding both raises)
-        if other is not None:
-            kinds.add(other)
-        elif (folder / LOCAL_FILES[configured]).is_file():
-            kinds.add(configured)
-    if len(kinds) != 1 or configured in kinds:
-        return None  # nothing to switch to, or studies of both kinds (the command names the missing file)
-    kind = kinds.pop()
-    shown = folders[0] if len(folders) == 1 else f"{Path(str(results_dir))}/{{{','.join(names)}}}"
-    log.info("%s holds %s and no %s: opening it with storage=%s (pass storage= to choose)", shown,
-             LOCAL_FILES[kind], LOCAL_FILES[configured], kind)
-    return f"storage={kind}"
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -464,7 +393,7 @@ def help_text(config_name: str, conf_dir: str | Path = CONF_DIR) -> str:
                 f"{groups[0][0]}.<key>=value):"]
         width = max(len(f"{g}={o}") for g, o, _ in groups) + 2
         for group, option, comment in groups:
-            choices = ", ".join(_choices(conf_dir, group))
+            choices = ", ".join(group_choices(conf_dir, group))
             out.append(f"  {f'{group}={option}':<{width}}choices: {choices}")
             if comment:
                 out.append(f"  {'':<{width}}{comment}")
@@ -487,10 +416,12 @@ def help_text(config_name: str, conf_dir: str | Path = CONF_DIR) -> str:
 
 
 # ------------------------------------------------------------------------------ the entry point
-def run_cli(hydra_main: Callable[[], None], config_name: str, groups: Sequence[str] = ()) -> None:
+def run_cli(hydra_main: Callable[[], None], config_name: str, groups: Sequence[str] = (),
+            storage_from_folder: Callable[[Sequence[str], Any], str | None] | None = None) -> None:
     """A console entry point: ``--help`` prints the command's help; otherwise check the command line
-    (bad input exits 2), pick the storage of an existing study folder when the user named none,
-    then run Hydra's main. Ctrl-C and SIGTERM end it with one line (exit 130 / 143)."""
+    (bad input exits 2), pick the storage of an existing study folder when the user named none
+    (``storage_from_folder``: search/cli/studies.py, passed by the commands that open a study), then
+    run Hydra's main. Ctrl-C and SIGTERM end it with one line (exit 130 / 143)."""
     install_signal_handlers()
     argv = sys.argv[1:]
     if any(a in HELP_FLAGS for a in argv):
@@ -500,7 +431,8 @@ def run_cli(hydra_main: Callable[[], None], config_name: str, groups: Sequence[s
     try:
         try:
             cfg = check_overrides(argv, config_name, groups)
-            extra = storage_from_folder(argv, cfg) if cfg is not None and "storage" in groups else None
+            extra = (storage_from_folder(argv, cfg)
+                     if storage_from_folder is not None and cfg is not None and "storage" in groups else None)
         except ValueError as exc:
             if debug_requested(argv):
                 raise

@@ -15,15 +15,15 @@ import os
 import sys
 from typing import Any
 
-from boolnas.search.cli_support import (
-    CONF_DIR,
-    START_GATE_ENV,
+from boolnas.search.cli.support import (
     check_output_dir,
     guarded,
     on_interrupt,
     quiet_interrupt_while_loading,
     run_cli,
 )
+from boolnas.search.conf_dir import CONF_DIR
+from boolnas.search.worker_env import START_GATE_ENV
 
 quiet_interrupt_while_loading()  # Ctrl-C while torch loads: one line, no import traceback
 
@@ -34,8 +34,11 @@ prefer_short_spin()  # before torch loads libgomp (search/cpu_share.py); the imp
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from boolnas.evaluators.memory import available_bytes  # noqa: E402
+from boolnas.search.cli.studies import storage_from_folder  # noqa: E402
 from boolnas.search.config import GROUPS, SearchConfig  # noqa: E402
 from boolnas.search.loop import TooManyFailures, run_search  # noqa: E402
+from boolnas.search.workers import run_workers, wait_at_gate  # noqa: E402
 
 log = logging.getLogger("boolnas.search")
 
@@ -49,8 +52,6 @@ def _run(cfg: DictConfig) -> None:
     if config.workers > 1:
         from hydra.core.hydra_config import HydraConfig
 
-        from boolnas.search.workers import run_workers
-
         code = run_workers(config, list(HydraConfig.get().overrides.task))
         if code:
             raise SystemExit(code)
@@ -59,7 +60,7 @@ def _run(cfg: DictConfig) -> None:
     supervised = os.environ.get(START_GATE_ENV) == "1"  # a worker of workers=N (search/workers.py)
     try:
         # Ctrl-C / SIGTERM: the running trial is told FAIL "interrupted", the reports are written
-        # (search/loop.py), then one line and exit 130 / 143 (search/cli_support.py)
+        # (search/loop.py), then one line and exit 130 / 143 (search/cli/support.py)
         with on_interrupt(f"run the same command again to resume study {config.study!r}"):
             run_search(config, share=CpuShare.from_environment(), write=not supervised,
                        before_study=_wait_for_supervisor if supervised else None)
@@ -71,8 +72,6 @@ def _run(cfg: DictConfig) -> None:
 
 
 def _wait_for_supervisor() -> None:
-    from boolnas.search.workers import wait_at_gate
-
     if not wait_at_gate(sys.stdin.buffer):
         raise SystemExit(0)  # the supervisor refused the run (it says why) or had nothing to do
 
@@ -81,8 +80,6 @@ def auto_workers(container: dict[str, Any]) -> int:
     """``workers=auto``: one single-threaded worker per usable CPU, the most proxy trials per hour
     on the 2-core machine (benchmarks/bench_concurrency.py: 2 workers x 1 thread against 1 x 2);
     no more workers than trials, nor than GiBs of free memory (each holds its own data set)."""
-    from boolnas.evaluators.memory import available_bytes
-
     cpus = CpuShare.from_environment(register=False).cpus
     n_trials = container.get("n_trials")
     free = available_bytes("cpu")
@@ -101,7 +98,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point: check the overrides first (bad input exits 2), then hand over to Hydra."""
-    run_cli(_hydra_main, "search", groups=GROUPS)
+    run_cli(_hydra_main, "search", groups=GROUPS, storage_from_folder=storage_from_folder)
 
 
 if __name__ == "__main__":

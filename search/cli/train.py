@@ -17,14 +17,14 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from boolnas.search.cli_support import (
-    CONF_DIR,
+from boolnas.search.cli.support import (
     check_output_dir,
     guarded,
     on_interrupt,
     quiet_interrupt_while_loading,
     run_cli,
 )
+from boolnas.search.conf_dir import CONF_DIR
 
 quiet_interrupt_while_loading()  # Ctrl-C while torch loads: one line, no import traceback
 
@@ -90,7 +90,7 @@ def _run(cfg: DictConfig) -> None:
              f", {ctx.world_size} processes" if ctx.active else "")
     distributed.start(ctx, resolve_device(budget.device, ctx))
     try:
-        # Ctrl-C / SIGTERM: one line (how to resume), exit 130 / 143 (search/cli_support.py)
+        # Ctrl-C / SIGTERM: one line (how to resume), exit 130 / 143 (search/cli/support.py)
         with on_interrupt(f"run the same command again to resume from the last checkpoint in {run_dir}"
                           if run_dir is not None else "nothing was written"):
             model, result = train_genotype(genotype, data, budget, seed=seed, run_dir=run_dir,
