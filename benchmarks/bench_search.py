@@ -38,7 +38,7 @@ from boolnas.space import get_preset  # noqa: E402
 TARGET = 0.05
 
 
-def stub_train(genotype, data, budget, seed=0):  # noqa: ANN001, ANN201
+def stub_train(genotype, data, budget, seed=0, plan=None):  # noqa: ANN001, ANN201
     """No training: a fixed accuracy, so only the machinery is timed."""
     acc = 0.5 + 0.01 * genotype.slices[0]
     return None, TrainResult(acc, acc, None, 1, 1, 0.0, 0.0, False)

@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.quick:
         proxy, data = fid.quick_setup()
     else:
-        proxy, data = fid.load_budget(CONF / "budget" / "proxy.yaml"), DataConfig()
+        proxy, data = fid.load_budget(CONF / "budget" / "proxy.yaml"), DataConfig.from_conf("fashion_mnist")
     target = Task.from_dict(yaml.safe_load((CONF / "task" / "imagenet.yaml").read_text()))
     try:
         archs = bench_archs(args.space, args.presets, args.limit)

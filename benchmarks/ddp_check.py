@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         torch.backends.cudnn.benchmark = True
     try:
-        images = DataConfig(name="synthetic", num_train=args.batch_size * args.steps, val_size=args.batch_size,
-                            num_test=0, input_size=args.size, channels=3, num_classes=10)
+        images = DataConfig.from_conf("synthetic", num_train=args.batch_size * args.steps, val_size=args.batch_size,
+                                      num_test=0, input_size=args.size, channels=3, num_classes=10)
         data = open_streams(images, augment=True)
         rows: list[dict[str, Any]] = []
         for preset in args.presets:

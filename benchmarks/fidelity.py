@@ -209,7 +209,7 @@ def quick_setup() -> tuple[Budget, DataConfig]:
     """The smoke run's proxy budget and data: conf/budget/tiny.yaml shrunk to 2 steps at 14x14 on
     a small synthetic set (512 training images), so the derived long run (one epoch) is 8 steps."""
     tiny = load_budget(CONF / "budget" / "tiny.yaml")
-    data = DataConfig(name="synthetic", num_train=512, num_test=256, val_size=256)
+    data = DataConfig.from_conf("synthetic", num_train=512, num_test=256, val_size=256)
     return replace(tiny, resolution=14, train_subset=2 * tiny.batch_size, val_subset=256, bn_recalibration=2), data
 
 
@@ -674,7 +674,8 @@ def _ratio(jobs: Sequence[Job], cache: dict[str, dict[str, Any]], kind: str) -> 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    proxy, data = (quick_setup() if args.quick else (load_budget(CONF / "budget" / "proxy.yaml"), DataConfig()))
+    proxy, data = (quick_setup() if args.quick
+                   else (load_budget(CONF / "budget" / "proxy.yaml"), DataConfig.from_conf("fashion_mnist")))
     long = long_budget(proxy, load_budget(CONF / "budget" / "full.yaml"), args.long_epochs, args.long_batch_size,
                        args.long_lr)
     target_task = Task.from_dict(yaml.safe_load((CONF / "task" / "imagenet.yaml").read_text()))

@@ -141,7 +141,8 @@ class TableLookup:
         self.fidelity = fidelity
         self.by_budget = by_budget
 
-    def __call__(self, genotype: Genotype, data: Any, budget: Any, seed: int = 0) -> tuple[None, TrainResult]:
+    def __call__(self, genotype: Genotype, data: Any, budget: Any, seed: int = 0,
+                 plan: Any = None) -> tuple[None, TrainResult]:
         entry = self.table.get(genotype.key())
         if entry is None:
             raise KeyError(f"genotype {genotype.key()} is not in the table (is the table complete?)")
@@ -233,7 +234,11 @@ _CONFIGS: dict[tuple[str, str, str, tuple[str, ...]], Any] = {}
 
 
 class _NoData:
-    """The replay trains nothing: a placeholder where the loop expects a dataset."""
+    """The replay trains nothing: a placeholder where the loop expects a dataset. It has the shape
+    of the data the table was measured on (Fashion-MNIST, bench_table.py), which the search's
+    objective plans each candidate's proxy task from (the table lookup ignores the plan)."""
+
+    input_size, channels, num_classes = 28, 1, 10
 
     def describe(self) -> str:
         return "none (table lookup)"

@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] %(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
-    cfg = DataConfig() if args.data == "fashion_mnist" else DataConfig(name="synthetic", val_size=256, num_test=256)
+    cfg = (DataConfig.from_conf("fashion_mnist") if args.data == "fashion_mnist"
+           else DataConfig.from_conf("synthetic", val_size=256, num_test=256))
     data = load_dataset(cfg)
     teacher, teacher_meta = train_teacher(data, args, args.cache.parent)
     cache = read_cache(args.cache)

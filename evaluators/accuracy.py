@@ -23,6 +23,7 @@ from boolnas.evaluators.training import Budget, TrainResult, resolve_device, tra
 from boolnas.evaluators.two_step import train_two_step
 from boolnas.space import Genotype, Task, make_plan
 from boolnas.space.builder import PlanNetwork, build
+from boolnas.space.fields import one_of
 from boolnas.space.files import write_text_atomic
 from boolnas.space.plan import Plan
 
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 
 
 NETWORKS = ("binary", "fp32_twin")  # what boolnas-train trains from a genotype (network=...)
+
+
+def check_network(network: Any) -> str:
+    """``network`` when it is one of :data:`NETWORKS`; else ``network=... is unknown; use one of [...]``."""
+    return one_of(network, "network", NETWORKS)
 
 
 def proxy_task(data: Dataset | Streams, budget: Budget) -> Task:
@@ -59,11 +65,9 @@ def build_network(genotype: Genotype, task: Task, network: str = "binary", *,
                   plan: Plan | None = None) -> PlanNetwork | Fp32Twin:
     """The binary network of ``genotype`` on ``task``, or its plain fp32 twin (a distillation teacher);
     built from ``plan`` when given (see :func:`plan_for`)."""
-    if network == "binary":
+    if check_network(network) == "binary":
         return build_for(genotype, task, plan=plan)
-    if network == "fp32_twin":
-        return fp32_twin(plan_for(genotype, task, plan))
-    raise ValueError(f"network={network!r} is unknown; use one of {list(NETWORKS)}")
+    return fp32_twin(plan_for(genotype, task, plan))
 
 
 def require_memory(genotype: Genotype, data: Dataset | Streams, budget: Budget, *,
@@ -98,8 +102,7 @@ def train_genotype(genotype: Genotype, data: Dataset | Streams, budget: Budget, 
     elif data.input_size != task.input_size:
         raise ValueError(f"the data is streamed at {data.input_size}x{data.input_size} but budget.resolution asks "
                          f"for {task.input_size}; open the streams at the budget's resolution")
-    if network not in NETWORKS:
-        raise ValueError(f"network={network!r} is unknown; use one of {list(NETWORKS)}")
+    check_network(network)
     if budget.recipe == "two_step" and network != "binary":
         raise ValueError("budget.recipe=two_step trains binary networks; train network=fp32_twin with "
                          "budget.recipe=one_step (e.g. budget=full)")

@@ -19,6 +19,7 @@ from boolnas.evaluators.data import DataConfig, check_dataset
 from boolnas.evaluators.energy import HardwareProfile
 from boolnas.evaluators.training import Budget
 from boolnas.search.conf_dir import check_group_choices as _check_group_choices
+from boolnas.search.conf_dir import shipped
 from boolnas.search.fingerprint import check_allow_changed
 from boolnas.search.proposals import ProposerConfig
 from boolnas.search.rungs import SchedulerConfig
@@ -45,16 +46,20 @@ STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Which Optuna sampler, and its options (seeded by the search's ``seed``)."""
+    """Which Optuna sampler, and its options (seeded by the search's ``seed``). Every value comes
+    from conf/sampler/*.yaml (samplers made in code start from one: :meth:`from_conf`); options a
+    file leaves out because its sampler does not use them are those of conf/sampler/tpe.yaml (the
+    search's default). ``population_size`` keeps a default: tpe.yaml leaves it out (only nsga2.yaml
+    and nsga3.yaml set it), so a sampler that does not use it carries the value it always had."""
 
-    name: str = "tpe"
-    n_startup_trials: int = 10
-    multivariate: bool = True
+    name: str
+    n_startup_trials: int
+    multivariate: bool
     population_size: int = 16
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SamplerConfig:
-        out = cls(**options_of(cls, data, "sampler"))
+        out = cls(**{**shipped("sampler", "tpe"), **options_of(cls, data, "sampler")})
         check_fields(out, "sampler", name=SAMPLERS, n_startup_trials=Check(INTEGER, 0, expected="an integer >= 0"),
                      population_size=Check(INTEGER, 2))
         if out.name == "gp":
@@ -64,6 +69,11 @@ class SamplerConfig:
                 raise ValueError("sampler=gp needs scipy: pip install scipy, or pick another sampler") from None
         return out
 
+    @classmethod
+    def from_conf(cls, conf: str, /, **overrides: Any) -> SamplerConfig:
+        """The shipped conf/sampler/<conf>.yaml with ``overrides`` (a sampler made in code)."""
+        return cls.from_dict({**shipped("sampler", conf), **overrides})
+
 
 @dataclass(frozen=True)
 class StorageConfig:
@@ -72,22 +82,26 @@ class StorageConfig:
     ``heartbeat_interval`` (seconds, RDB storages: sqlite, postgres): a running trial records a
     heartbeat that often; one without a heartbeat for ``grace_period`` seconds is failed by any
     worker and retried (at most ``max_retry`` times per original trial). 0 turns heartbeats off.
+
+    Every value comes from conf/storage/*.yaml (storages made in code start from one:
+    :meth:`from_conf`); options a mapping leaves out are those of conf/storage/sqlite.yaml (the
+    commands' default).
     """
 
-    kind: str = "sqlite"
-    url: str | None = None
-    heartbeat_interval: int = 10
-    grace_period: int = 60
-    max_retry: int = 2
+    kind: str
+    url: str | None
+    heartbeat_interval: int
+    grace_period: int
+    max_retry: int
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StorageConfig:
-        data = options_of(cls, data, "storage")
-        url = data.get("url")
+        data = {**shipped("storage", "sqlite"), **options_of(cls, data, "storage")}
+        url = data["url"]
         if url is not None and not isinstance(url, str):
             raise ValueError(f"storage.url must be a string, got {type(url).__name__}")
-        out = cls(kind=str(data.get("kind", "sqlite")), url=url or None,
-                  **{k: data[k] for k in ("heartbeat_interval", "grace_period", "max_retry") if k in data})
+        out = cls(kind=str(data["kind"]), url=url or None,
+                  **{k: data[k] for k in ("heartbeat_interval", "grace_period", "max_retry")})
         check_fields(out, "storage", kind=STORAGES, **dict.fromkeys(("heartbeat_interval", "grace_period", "max_retry"),
                                                                      Check(INTEGER, 0)))
         if out.heartbeat_interval and out.grace_period <= out.heartbeat_interval:
@@ -96,6 +110,11 @@ class StorageConfig:
         if out.kind == "postgres":
             resolve_url(out, Path("."))  # a missing or non-PostgreSQL URL fails here, before any trial
         return out
+
+    @classmethod
+    def from_conf(cls, conf: str, /, **overrides: Any) -> StorageConfig:
+        """The shipped conf/storage/<conf>.yaml with ``overrides`` (a storage made in code)."""
+        return cls.from_dict({**shipped("storage", conf), **overrides})
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,16 @@ EXEMPT_KEYS = {"budget": ("num_threads", "device")}  # where to train is the use
 EXPORTED_METRICS = EXPORTED  # the trial record's exported metrics (search/trial_record.py)
 
 
-def select(df: pd.DataFrame, top_k: int, how: str, objectives: Sequence[str] = ()) -> pd.DataFrame:
-    """The rows of ``trials_frame`` to export, in export order (``objectives``: the study's)."""
+def check_selection(top_k: Any, how: Any) -> None:
+    """Refuse a ``select`` (``how``) that is not one of :data:`SELECTIONS`, then a ``top_k`` that
+    is not a positive integer: the checks of :func:`select`, which boolnas-export makes first."""
     one_of(how, "select", SELECTIONS)
     field_value(top_k, "top_k", INTEGER, low=1)
+
+
+def select(df: pd.DataFrame, top_k: int, how: str, objectives: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of ``trials_frame`` to export, in export order (``objectives``: the study's)."""
+    check_selection(top_k, how)
     ok = df[feasible_mask(df)].drop_duplicates(Attr.KEY)
     if ok.empty:
         raise ValueError("the study holds no feasible COMPLETE trial to export yet")

@@ -40,12 +40,12 @@ from boolnas.search.liveness import WORKER, WORKER_NS, Heartbeat
 from boolnas.search.rungs import reuse_key, rung_budget, rung_of
 from boolnas.search.study import HAS_SET_CONSTRAINT, INTERRUPTED
 from boolnas.search.trial_record import CARRIED, INHERITED, REUSED, Attr
-from boolnas.space import Genotype, make_plan, preset_of
+from boolnas.space import Genotype, Plan, make_plan, preset_of
 from boolnas.space.sampling import sample
 
 log = logging.getLogger(__name__)
 
-TrainFn = Callable[..., Any]  # train_genotype's signature; replaceable in benchmarks
+TrainFn = Callable[..., Any]  # train_genotype(genotype, data, budget, *, seed, plan); replaceable in benchmarks
 ZC_BATCH = 64
 
 
@@ -90,9 +90,12 @@ class Evaluator:
         out: dict[str, Any] = {}
         budget = rung_budget(self._budget(), self.cfg.scheduler, rung)
         out["threads"] = budget.num_threads or None
+        # the proxy task's plan, made once: the zero-cost scores and the training both use it (a rung
+        # changes the training subset and threads, never the task: plan_for checks it)
+        plan = make_plan(genotype, proxy_task(self.data, budget))
         if self.cfg.zero_cost and zero_cost:
-            out.update(self._zero_cost(genotype))
-        _, result = self.train_fn(genotype, self.data, budget, seed=self.cfg.seed)
+            out.update(self._zero_cost(plan))
+        _, result = self.train_fn(genotype, self.data, budget, seed=self.cfg.seed, plan=plan)
         out.update({Attr.TRAIN_TIME: result.time_s, "device": result.device, "diverged": result.diverged})
         if result.diverged or not math.isfinite(result.accuracy):
             raise TrialFailed(f"training diverged: {result.diverged_reason}")
@@ -114,15 +117,15 @@ class Evaluator:
         torch.set_num_threads(threads)  # the zero-cost scores run before the training sets it
         return replace(budget, num_threads=threads)
 
-    def _zero_cost(self, genotype: Genotype) -> dict[str, float]:
+    def _zero_cost(self, plan: Plan) -> dict[str, float]:
         import torch
 
-        task = proxy_task(self.data, self.cfg.budget)
         if self._zc is None:
-            small = self.data.resized(task.input_size)
+            small = self.data.resized(plan.task.input_size)
             self._zc = (small.train_x[:ZC_BATCH], small.train_y[:ZC_BATCH])
         torch.manual_seed(self.cfg.seed)
-        scores = zero_cost_scores(build_for(genotype, task), *self._zc)
+        # its own network: the scores run it in train mode, which moves the BN statistics
+        scores = zero_cost_scores(build_for(plan.genotype, plan.task, plan=plan), *self._zc)
         return {k: (v if math.isfinite(v) else None) for k, v in scores.items()}
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from boolnas.search.conf_dir import shipped
 from boolnas.search.pareto import front
 from boolnas.search.trial_record import Attr, feasible_points, is_feasible
 from boolnas.space import Genotype
@@ -44,20 +45,28 @@ PROPOSED = Attr.PROPOSED  # user attr of a proposed trial: its expected hypervol
 
 @dataclass(frozen=True)
 class ProposerConfig:
-    """conf/proposer/: what proposes new candidates besides the sampler."""
+    """What proposes new candidates besides the sampler. Every value comes from conf/proposer/*.yaml
+    (proposers made in code start from one: :meth:`from_conf`); options a mapping leaves out, and
+    the whole group for a study recorded before it existed, are those of conf/proposer/none.yaml
+    (the sampler alone)."""
 
-    name: str = "none"
-    candidates: int = 512  # random genotypes costed per proposal
-    startup: int = 10  # finished trials before the first proposal
-    explore: float = 0.2  # share of new trials left to the sampler
-    ridge: float = 1.0  # prior precision of the linear model's weights
+    name: str
+    candidates: int  # random genotypes costed per proposal
+    startup: int  # finished trials before the first proposal
+    explore: float  # share of new trials left to the sampler
+    ridge: float  # prior precision of the linear model's weights
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProposerConfig:
-        out = cls(**options_of(cls, data, "proposer"))
+        out = cls(**{**shipped("proposer", "none"), **options_of(cls, data, "proposer")})
         check_fields(out, "proposer", name=PROPOSERS, candidates=Check(INTEGER, 1, expected="an integer >= 1"),
                      startup=Check(INTEGER, 2), explore=Check(NUMBER, 0.0, 1.0), ridge=Check(NUMBER, 1e-9, math.inf))
         return out
+
+    @classmethod
+    def from_conf(cls, conf: str, /, **overrides: Any) -> ProposerConfig:
+        """The shipped conf/proposer/<conf>.yaml with ``overrides`` (a proposer made in code)."""
+        return cls.from_dict({**shipped("proposer", conf), **overrides})
 
     @property
     def active(self) -> bool:

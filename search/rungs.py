@@ -37,6 +37,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from boolnas.evaluators.training import Budget
+from boolnas.search.conf_dir import shipped
 from boolnas.search.promotion import next_promotion
 from boolnas.search.trial_record import Attr, is_feasible
 from boolnas.space.fields import INTEGER, NUMBER, Check, check_fields, is_number, one_of, options_of
@@ -47,22 +48,26 @@ RANK_SIGNALS = ("accuracy", "loss_sum")  # what promotion ranks a rung's candida
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """How training budget is spent across candidates (conf/scheduler/)."""
+    """How training budget is spent across candidates. Every value comes from conf/scheduler/*.yaml
+    (schedulers made in code start from one: :meth:`from_conf`); options a mapping leaves out, and
+    the whole group for a study recorded before it existed, are those of conf/scheduler/none.yaml
+    (one budget for all). ``rank_by`` keeps a default: none.yaml leaves it out (it is unused without
+    asha) and studies recorded before it existed ranked by accuracy, so their settings stay as they were.
+    """
 
-    name: str = "none"
-    rungs: tuple[float, ...] = (0.25, 1.0, 4.0)  # training images per rung, x budget.train_subset
-    eta: int = 3  # reduction factor: the best 1/eta of a rung move up
-    min_tau: float = 0.4  # the report warns when adjacent rungs rank candidates less alike (Kendall tau)
+    name: str
+    rungs: tuple[float, ...]  # training images per rung, x budget.train_subset
+    eta: int  # reduction factor: the best 1/eta of a rung move up
+    min_tau: float  # the report warns when adjacent rungs rank candidates less alike (Kendall tau)
     rank_by: str = "accuracy"  # or loss_sum: the sum of training losses over the rung's run (lower is better)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SchedulerConfig:
-        data = options_of(cls, data, "scheduler")
-        if "rungs" in data:
-            rungs = data["rungs"]
-            if isinstance(rungs, (str, bytes)) or not isinstance(rungs, Sequence) or not rungs:
-                raise ValueError(f"scheduler.rungs must be a non-empty list of budget multipliers, got {rungs!r}")
-            data["rungs"] = tuple(rungs)
+        data = {**shipped("scheduler", "none"), **options_of(cls, data, "scheduler")}
+        rungs = data["rungs"]
+        if isinstance(rungs, (str, bytes)) or not isinstance(rungs, Sequence) or not rungs:
+            raise ValueError(f"scheduler.rungs must be a non-empty list of budget multipliers, got {rungs!r}")
+        data["rungs"] = tuple(rungs)
         out = cls(**data)
         one_of(out.name, "scheduler.name", SCHEDULERS)
         bad = [r for r in out.rungs if not is_number(r) or not 0 < r < math.inf]
@@ -70,6 +75,11 @@ class SchedulerConfig:
             raise ValueError(f"scheduler.rungs must be positive, increasing budget multipliers, got {list(out.rungs)}")
         check_fields(out, "scheduler", eta=Check(INTEGER, 2), min_tau=Check(NUMBER, -1, 1), rank_by=RANK_SIGNALS)
         return out
+
+    @classmethod
+    def from_conf(cls, conf: str, /, **overrides: Any) -> SchedulerConfig:
+        """The shipped conf/scheduler/<conf>.yaml with ``overrides`` (a scheduler made in code)."""
+        return cls.from_dict({**shipped("scheduler", conf), **overrides})
 
     @property
     def active(self) -> bool:

@@ -25,6 +25,7 @@ INTEGER = "integer"
 NUMBER = "number"
 BOOL = "bool"
 STRING = "string"
+PATH = "path"  # a non-empty string
 MUST = "{label} must be {expected}, got {value!r}"
 EXPECTED = "{label}: expected {expected}, got {value!r}"
 
@@ -40,7 +41,8 @@ def is_number(value: Any) -> bool:
 
 
 _KINDS = {INTEGER: is_integer, NUMBER: is_number, BOOL: lambda v: isinstance(v, bool),
-          STRING: lambda v: isinstance(v, str)}
+          STRING: lambda v: isinstance(v, str), PATH: lambda v: isinstance(v, str) and v != ""}
+_WORDS = {BOOL: "true or false", STRING: "a string", PATH: "a path"}  # what a kind without bounds is
 
 
 def within(value: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
@@ -58,10 +60,8 @@ def expectation(kind: str, low: float | None = None, high: float | None = None, 
                 high_open: bool = False) -> str:
     """What a field of ``kind`` within the bounds is, in words: "a positive integer", "an integer
     >= 2", "a non-negative number", "a number in [0, 1)", "true or false"."""
-    if kind == BOOL:
-        return "true or false"
-    if kind == STRING:
-        return "a string"
+    if kind in _WORDS:
+        return _WORDS[kind]
     if kind == INTEGER:
         least = None if low is None else low + 1 if low_open else low
         return {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(
@@ -77,7 +77,7 @@ def field_value(value: Any, label: str, kind: str, *, low: float | None = None, 
                 low_open: bool = False, high_open: bool = False, optional: bool = False, allow_nan: bool = False,
                 expected: str | None = None, template: str = MUST, error: type[ValueError] = ValueError) -> Any:
     """``value`` when it is of ``kind`` (:data:`INTEGER`, :data:`NUMBER`, :data:`BOOL`,
-    :data:`STRING`) within the bounds (see :func:`within`), or None when ``optional``; else
+    :data:`STRING`, :data:`PATH`) within the bounds (see :func:`within`), or None when ``optional``; else
     ``error`` with ``template`` filled in with ``label``, ``expected`` (default: its
     :func:`expectation`) and ``value``."""
     if optional and value is None:
@@ -90,10 +90,12 @@ def field_value(value: Any, label: str, kind: str, *, low: float | None = None, 
     raise error(template.format(label=label, expected=expected, value=value))
 
 
-def one_of(value: Any, label: str, choices: Sequence[Any], error: type[ValueError] = ValueError) -> Any:
-    """``value`` when it is one of ``choices``; else ``<label>=<value> is unknown; use one of [...]``."""
+def one_of(value: Any, label: str, choices: Sequence[Any], error: type[ValueError] = ValueError, *,
+           problem: str = "is unknown") -> Any:
+    """``value`` when it is one of ``choices``; else ``<label>=<value> is unknown; use one of [...]``
+    (``problem`` in place of "is unknown")."""
     if value not in choices:
-        raise error(f"{label}={value!r} is unknown; use one of {list(choices)}")
+        raise error(f"{label}={value!r} {problem}; use one of {list(choices)}")
     return value
 
 

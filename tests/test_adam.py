@@ -68,7 +68,7 @@ def test_a_training_run_does_not_import_dynamo() -> None:
     code = ("import sys, yaml; from boolnas.evaluators.data import load_dataset, DataConfig; "
             "from boolnas.evaluators.accuracy import train_genotype; from boolnas.evaluators.training import Budget; "
             "from boolnas.space import get_preset; "
-            "d = load_dataset(DataConfig(name='synthetic', num_train=128, val_size=32, num_test=32)); "
+            "d = load_dataset(DataConfig.from_conf('synthetic', num_train=128, val_size=32, num_test=32)); "
             "b = Budget.from_conf('tiny', name='t', batch_size=32, lr=0.002, train_subset=64, val_subset=32, "
             "width_mult=1.0, resolution=8, "
             "bn_recalibration=1); train_genotype(get_preset('boolnet18_k4'), d, b); "

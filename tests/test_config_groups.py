@@ -47,6 +47,15 @@ VALIDATORS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "energy": HardwareProfile.from_dict,
     "task": Task.from_dict,
 }
+# the records built in code from a shipped option file: ``from_conf(option)``
+FROM_CONF: dict[str, Callable[[str], Any]] = {
+    "sampler": SamplerConfig.from_conf,
+    "scheduler": SchedulerConfig.from_conf,
+    "proposer": ProposerConfig.from_conf,
+    "storage": StorageConfig.from_conf,
+    "data": DataConfig.from_conf,
+    "budget": Budget.from_conf,
+}
 # what an option needs from outside to validate: overrides (``{tmp}``: a temporary folder)
 NEEDS = {("data", "imagefolder"): ("data.root={tmp}",)}
 
@@ -63,6 +72,9 @@ def options_of(group: str) -> list[str]:
 
 CASES = [(primary, group, option) for primary in PRIMARIES for group in groups_of(primary)
          for option in options_of(group)]
+# each group with a ``from_conf`` composed once per option, into the first primary config that names it
+SHIPPED = [(next(p for p in PRIMARIES if group in groups_of(p)), group, option) for group in FROM_CONF
+           for option in options_of(group)]
 
 
 def composed(primary: str, overrides: list[str]) -> dict[str, Any]:
@@ -101,3 +113,11 @@ def test_every_primary_config_validates_with_its_defaults() -> None:
         for group in groups_of(primary):
             VALIDATORS[group](dict(cfg[group]))
     SearchConfig.from_cfg(composed("search", []))
+
+
+@pytest.mark.parametrize(("primary", "group", "option"), SHIPPED, ids=[f"{g}={o}" for _, g, o in SHIPPED])
+def test_from_conf_is_what_hydra_composes(primary: str, group: str, option: str) -> None:
+    """A record made in code from an option file equals the one the commands validate from Hydra's
+    composition of that option: conf/ is the one source of the values."""
+    cfg = composed(primary, [f"{group}={option}"])
+    assert FROM_CONF[group](option) == VALIDATORS[group](dict(cfg[group]))

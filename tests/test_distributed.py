@@ -59,13 +59,13 @@ def test_torchrun_environment_and_bad_values() -> None:
 
 
 def test_a_global_batch_that_does_not_divide_among_the_processes_is_refused() -> None:
-    data = load_dataset(DataConfig(name="synthetic", num_train=64, val_size=16, num_test=0, input_size=8))
+    data = load_dataset(DataConfig.from_conf("synthetic", num_train=64, val_size=16, num_test=0, input_size=8))
     with pytest.raises(ValueError, match="batch_size=32 .* among 3 processes"):
         train(nn.Linear(1, 1), data, Budget.from_conf("tiny", batch_size=32, device="cpu"), dist_ctx=DistContext(0, 3))
 
 
 # ------------------------------------------------------------------------------------ DDP == one process
-SYNTH = DataConfig(name="synthetic", num_train=256, val_size=64, num_test=0, input_size=8)
+SYNTH = DataConfig.from_conf("synthetic", num_train=256, val_size=64, num_test=0, input_size=8)
 
 
 def _mlp() -> nn.Module:

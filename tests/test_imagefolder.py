@@ -55,8 +55,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def folder_cfg(where: Path, **kw: object) -> DataConfig:
-    fields = {"root": str(where), "input_size": None, "channels": None, "val_size": 0, "num_test": 0, **kw}
-    return DataConfig(name="imagefolder", **fields)  # type: ignore[arg-type]
+    return DataConfig.from_conf("imagefolder", **{"root": str(where), "val_size": 0, **kw})
 
 
 # ------------------------------------------------------------------------------------ scanning

@@ -296,7 +296,7 @@ class Trainer:
         self.diverge = get_preset(diverge).key() if diverge else None
         self.trained: list[str] = []
 
-    def __call__(self, genotype, data, budget, seed=0):  # noqa: ANN001, ANN204
+    def __call__(self, genotype, data, budget, seed=0, plan=None):  # noqa: ANN001, ANN204
         if genotype.key() == self.interrupt:
             raise KeyboardInterrupt
         self.trained.append(genotype.key())

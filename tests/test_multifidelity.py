@@ -29,7 +29,7 @@ class RungStub:
     def __init__(self) -> None:
         self.images: list[tuple[str, int]] = []
 
-    def __call__(self, genotype, data, budget, seed=0):  # noqa: ANN001, ANN204
+    def __call__(self, genotype, data, budget, seed=0, plan=None):  # noqa: ANN001, ANN204
         self.images.append((genotype.key(), budget.train_subset))
         acc = 0.1 + 0.05 * genotype.slices[0] + 0.1 * budget.train_subset / 128 + 0.01 * genotype.width_mult
         return None, TrainResult(accuracy=acc, val_accuracy=acc, test_accuracy=None, epochs=1, steps=1, time_s=0.01,
@@ -96,7 +96,7 @@ class LossStub(RungStub):
     """Like RungStub, plus a training history whose loss sum ranks genotypes by energy-unrelated
     width, unlike the accuracy: promotion by loss sum must follow it."""
 
-    def __call__(self, genotype, data, budget, seed=0):  # noqa: ANN001, ANN204
+    def __call__(self, genotype, data, budget, seed=0, plan=None):  # noqa: ANN001, ANN204
         _, r = super().__call__(genotype, data, budget, seed)
         loss = 3.0 - genotype.width_mult - 0.001 * genotype.slices[0]  # per step; lower for wider genotypes
         r.history = [{"epoch": 1, "step": 4, "loss": loss}]

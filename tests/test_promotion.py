@@ -90,7 +90,7 @@ def test_rung_state_counts_each_candidate_once_per_rung() -> None:
 
 
 def test_rung_agreement_is_kendall_tau_with_an_interval() -> None:
-    sched = SchedulerConfig(name="asha", rungs=(0.25, 1.0), min_tau=0.5)
+    sched = SchedulerConfig.from_conf("asha", rungs=(0.25, 1.0), min_tau=0.5)
     accs = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
     same = [_trial(i, f"c{i}", 0, a, 1.0 + i) for i, a in enumerate(accs)]
     same += [_trial(10 + i, f"c{i}", 1, a + 0.1, 1.0 + i) for i, a in enumerate(accs)]
@@ -119,11 +119,11 @@ def test_rank_by_loss_sum_promotes_the_lowest_loss_and_measures_it_against_the_u
     # without a loss sum a candidate ranks last instead of breaking the ranking
     assert rung_state([_trial(9, "x", 0, 0.99, 1.0)], "loss_sum")[0][0][0][1][0] == -math.inf
     # in-study fidelity: the lower rung's signal (loss) against the upper rung's accuracy
-    sched = SchedulerConfig(name="asha", rungs=(0.25, 1.0), rank_by="loss_sum")
+    sched = SchedulerConfig.from_conf("asha", rungs=(0.25, 1.0), rank_by="loss_sum")
     upper = [_trial(10 + i, f"c{i}", 1, 1.0 - a, 1.0) for i, a in enumerate(accs)]  # ordered like the losses
     (agree,) = rung_agreement(rung0 + upper, sched)
     assert agree.tau == pytest.approx(1.0)
-    (plain,) = rung_agreement(rung0 + upper, SchedulerConfig(name="asha", rungs=(0.25, 1.0)))
+    (plain,) = rung_agreement(rung0 + upper, SchedulerConfig.from_conf("asha", rungs=(0.25, 1.0)))
     assert plain.tau == pytest.approx(-1.0)
 
 
@@ -144,11 +144,11 @@ def test_bad_scheduler_options_are_refused(options: dict, message: str) -> None:
 def test_rung_budgets_scale_the_training_images() -> None:
     from boolnas.evaluators.training import Budget
 
-    sched = SchedulerConfig(name="asha", rungs=(0.25, 1.0, 4.0))
+    sched = SchedulerConfig.from_conf("asha", rungs=(0.25, 1.0, 4.0))
     budget = Budget.from_conf("tiny", train_subset=8192, batch_size=32)
     assert [rung_budget(budget, sched, k).train_subset for k in range(3)] == [2048, 8192, 32768]
-    assert rung_budget(budget, SchedulerConfig(), 0) is budget
+    assert rung_budget(budget, SchedulerConfig.from_conf("none"), 0) is budget
     with pytest.raises(ValueError, match="train_subset"):
         sched.check_budget(Budget.from_conf("tiny", train_subset=None))
     with pytest.raises(ValueError, match="one batch"):
-        SchedulerConfig(name="asha", rungs=(0.001, 1.0)).check_budget(budget)
+        SchedulerConfig.from_conf("asha", rungs=(0.001, 1.0)).check_budget(budget)

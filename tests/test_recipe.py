@@ -14,7 +14,7 @@ from boolnas.space import get_preset, make_plan
 from boolnas.space.builder import build
 from boolnas.space.layers import BinaryConv2d
 
-SYNTH = DataConfig(name="synthetic", val_size=128, num_train=512, num_test=64)
+SYNTH = DataConfig.from_conf("synthetic", val_size=128, num_train=512, num_test=64)
 TINY = Budget.from_conf("tiny", batch_size=32, train_subset=256, val_subset=None)
 
 

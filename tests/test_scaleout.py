@@ -267,9 +267,9 @@ def test_silent_server_does_not_hang_the_search(tmp_path: Path) -> None:
 
 
 def test_plain_postgres_urls_use_the_shipped_driver() -> None:
-    cfg = StorageConfig(kind="postgres", url="postgres://u:pw@db:5432/boolnas")
+    cfg = StorageConfig.from_conf("postgres", url="postgres://u:pw@db:5432/boolnas")
     assert resolve_url(cfg, Path(".")) == "postgresql+psycopg://u:pw@db:5432/boolnas"
-    cfg = StorageConfig(kind="postgres", url="postgresql+asyncpg://u@db/boolnas")
+    cfg = StorageConfig.from_conf("postgres", url="postgresql+asyncpg://u@db/boolnas")
     assert resolve_url(cfg, Path(".")) == "postgresql+asyncpg://u@db/boolnas"  # an explicit driver is kept
 
 
@@ -311,7 +311,7 @@ def _open_storage(directory: str, results: Queue) -> None:
     from boolnas.search.storage import make_storage
 
     try:
-        make_storage(StorageConfig(), Path(directory))
+        make_storage(StorageConfig.from_conf("sqlite"), Path(directory))
         results.put("ok")
     except Exception as exc:  # noqa: BLE001 (reported to the test)
         results.put(f"{type(exc).__name__}: {exc}")

@@ -41,7 +41,7 @@ class StubTrain:
         self.calls = 0
         self.diverge_slices = diverge_slices
 
-    def __call__(self, genotype, data, budget, seed=0):  # noqa: ANN001, ANN204
+    def __call__(self, genotype, data, budget, seed=0, plan=None):  # noqa: ANN001, ANN204
         self.calls += 1
         diverged = genotype.slices[0] == self.diverge_slices
         acc = float("nan") if diverged else 0.1 + 0.1 * genotype.slices[0] / 8 + 0.05 * genotype.width_mult

@@ -19,7 +19,7 @@ from boolnas.evaluators.training import Budget, train
 from boolnas.space import get_preset, make_plan
 from boolnas.space.builder import build
 
-SYNTH = DataConfig(name="synthetic", val_size=256, num_train=1024, num_test=256)
+SYNTH = DataConfig.from_conf("synthetic", val_size=256, num_train=1024, num_test=256)
 TINY = Budget.from_conf("tiny", epochs=2, val_subset=None)
 
 

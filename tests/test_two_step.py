@@ -24,7 +24,7 @@ from boolnas.space.layers import BinaryConv2d
 from boolnas.space.quantizers import ProgressiveWeightBinarizer
 
 REPO = Path(__file__).resolve().parents[1]
-SYNTH = DataConfig(name="synthetic", val_size=256, num_train=1024, num_test=256)
+SYNTH = DataConfig.from_conf("synthetic", val_size=256, num_train=1024, num_test=256)
 TINY = Budget.from_conf("tiny", epochs=4, val_subset=None, num_threads=1, progressive=False)
 
 

@@ -26,6 +26,7 @@ from boolnas.evaluators.deploy.packed_binary import ReferenceReport, check_netwo
 from boolnas.evaluators.deploy.parity import ParityReport, compare, onnx_candidate, random_images, torch_candidate
 from boolnas.evaluators.deploy.torchscript_export import load_torchscript, save_bytes, to_torchscript, torchscript_bytes
 from boolnas.space.builder import PlanNetwork
+from boolnas.space.fields import one_of
 from boolnas.space.genotype import Genotype
 from boolnas.space.task import Task
 
@@ -93,8 +94,7 @@ def export_network(net: PlanNetwork, fmt: str, path: str | Path, meta: Mapping[s
                    verify_images: int = 0, seed: int = 0, chunk: int = 4) -> tuple[Path, Verification | None]:
     """Write ``net`` (its current weights, eval mode) as ``fmt`` to ``path``; verified first when
     ``verify_images`` > 0 (a :class:`VerificationError` leaves nothing written)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r} is unknown; use one of {list(FORMATS)}")
+    one_of(fmt, "format", FORMATS)
     inference = to_inference(net)
     if fmt == "onnx":
         from boolnas.evaluators.deploy.onnx_export import to_onnx

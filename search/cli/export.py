@@ -39,11 +39,12 @@ from boolnas.evaluators.deploy.artifacts import (  # noqa: E402
 )
 from boolnas.search.cli.studies import existing_study, storage_from_folder  # noqa: E402
 from boolnas.search.config import StorageConfig  # noqa: E402
-from boolnas.search.export import SELECTIONS, export  # noqa: E402
+from boolnas.search.export import check_selection, export  # noqa: E402
 from boolnas.search.study import load_existing  # noqa: E402
 from boolnas.space import Task, make_plan  # noqa: E402
 from boolnas.space.arch_io import load_arch  # noqa: E402
 from boolnas.space.builder import PlanNetwork, build  # noqa: E402
+from boolnas.space.fields import BOOL, INTEGER, PATH, field_value, one_of  # noqa: E402
 
 log = logging.getLogger("boolnas.export")
 NETWORK_KEYS = ("arch", "weights", "format", "out", "seed", "verify", "verify_images")
@@ -87,10 +88,7 @@ def _run(cfg: DictConfig) -> None:
 
 def _export_study(cfg: DictConfig) -> None:
     top_k, how = cfg.top_k, str(cfg.select)
-    if how not in SELECTIONS:
-        raise ValueError(f"select={how!r} is unknown; use one of {list(SELECTIONS)}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    check_selection(top_k, how)  # before the study is looked up
     storage = StorageConfig.from_dict(OmegaConf.to_container(cfg.storage, resolve=True))
     results_dir = Path(str(cfg.results_dir))
     name = existing_study(cfg.study, storage, results_dir)
@@ -100,18 +98,11 @@ def _export_study(cfg: DictConfig) -> None:
 
 
 def _checked(cfg: DictConfig) -> tuple[str, int, bool, int]:
-    fmt = str(cfg.format)
-    if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r} is unknown; use one of {list(FORMATS)}")
-    seed, verify, n = cfg.seed, cfg.verify, cfg.verify_images
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(verify, bool):
-        raise ValueError(f"verify must be true or false, got {verify!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"verify_images must be a positive integer, got {n!r}")
-    if cfg.out is not None and (not isinstance(cfg.out, str) or not cfg.out):
-        raise ValueError(f"out must be a file path (or null), got {cfg.out!r}")
+    fmt = one_of(str(cfg.format), "format", FORMATS)
+    seed = field_value(cfg.seed, "seed", INTEGER, low=0)
+    verify = field_value(cfg.verify, "verify", BOOL)
+    n = field_value(cfg.verify_images, "verify_images", INTEGER, low=1)
+    field_value(cfg.out, "out", PATH, optional=True, expected="a file path (or null)")
     if fmt == "onnx":
         try:
             import onnx  # noqa: F401

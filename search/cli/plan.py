@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from boolnas.space import PRESETS, Task, make_plan  # noqa: E402
 from boolnas.space.arch_io import load_arch  # noqa: E402
+from boolnas.space.fields import one_of  # noqa: E402
 
 FORMATS = ("table", "json")
 
@@ -27,8 +28,7 @@ def resolve_archs(ref: str) -> list[tuple[str, Any]]:
 
 
 def _run(cfg: DictConfig) -> None:
-    if cfg.format not in FORMATS:
-        raise ValueError(f"format={cfg.format!r} is not supported; use one of {list(FORMATS)}")
+    one_of(cfg.format, "format", FORMATS, problem="is not supported")
     task = Task.from_dict(OmegaConf.to_container(cfg.task, resolve=True))
     results = []
     for name, genotype in resolve_archs(str(cfg.arch)):

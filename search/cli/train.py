@@ -36,11 +36,18 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from boolnas.evaluators import distributed  # noqa: E402
-from boolnas.evaluators.accuracy import NETWORKS, proxy_task, save_model, train_genotype, training_curve_html  # noqa: E402
+from boolnas.evaluators.accuracy import (  # noqa: E402
+    check_network,
+    proxy_task,
+    save_model,
+    train_genotype,
+    training_curve_html,
+)
 from boolnas.evaluators.data import DataConfig, load_dataset, open_streams  # noqa: E402
 from boolnas.evaluators.distributed import DistContext  # noqa: E402
 from boolnas.evaluators.training import Budget, resolve_device  # noqa: E402
 from boolnas.space.arch_io import load_arch  # noqa: E402
+from boolnas.space.fields import BOOL, INTEGER, PATH, field_value, one_of  # noqa: E402
 from boolnas.space.files import write_text_atomic  # noqa: E402
 
 log = logging.getLogger("boolnas.train")
@@ -49,17 +56,11 @@ JSON_KEYS = ("accuracy", "val_accuracy", "test_accuracy", "epochs", "time_s", "i
 
 
 def _run(cfg: DictConfig) -> None:
-    if cfg.format not in FORMATS:
-        raise ValueError(f"format={cfg.format!r} is not supported; use one of {list(FORMATS)}")
-    seed = cfg.seed
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(cfg.progress, bool):
-        raise ValueError(f"progress must be true or false, got {cfg.progress!r}")
-    if cfg.run_dir is not None and (not isinstance(cfg.run_dir, str) or not cfg.run_dir):
-        raise ValueError(f"run_dir must be a folder path (or null), got {cfg.run_dir!r}")
-    if cfg.network not in NETWORKS:
-        raise ValueError(f"network={cfg.network!r} is unknown; use one of {list(NETWORKS)}")
+    one_of(cfg.format, "format", FORMATS, problem="is not supported")
+    seed = field_value(cfg.seed, "seed", INTEGER, low=0)
+    field_value(cfg.progress, "progress", BOOL)
+    field_value(cfg.run_dir, "run_dir", PATH, optional=True, expected="a folder path (or null)")
+    check_network(cfg.network)
     ctx = DistContext.from_environment(os.environ)  # torchrun's RANK / WORLD_SIZE / LOCAL_RANK
     if not ctx.is_main:
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 logs; the others only warn
