@@ -18,9 +18,8 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +33,7 @@ from boolnas.evaluators.checkpoint import Checkpointer
 from boolnas.evaluators.data import Dataset, Streams
 from boolnas.evaluators.distributed import SINGLE, DistContext
 from boolnas.space.fields import BOOL, INTEGER, NUMBER, STRING, field_value, one_of
-from boolnas.space.records import read_yaml, record_from_mapping
+from boolnas.space.records import FromConf, record_from_mapping
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +43,13 @@ RECIPES = ("one_step", "two_step")
 
 
 @dataclass(frozen=True)
-class Budget:
+class Budget(FromConf):
     """How much training a candidate gets. Every value comes from conf/budget/*.yaml (budgets made
     in code start from one: :meth:`from_conf`); the defaults below are those of keys added after
     studies were made with budgets that lack them (conf/budget/proxy.yaml leaves them out, so the
     settings a study records stay as they were)."""
+
+    CONF_GROUP: ClassVar[str] = "budget"
 
     name: str
     epochs: int
@@ -130,12 +131,6 @@ class Budget:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Budget:
         return record_from_mapping(cls, data, "budget")
-
-    @classmethod
-    def from_conf(cls, conf: str, /, **overrides: Any) -> Budget:
-        """The shipped conf/budget/<conf>.yaml with ``overrides`` (a budget made in code)."""
-        path = Path(str(files("boolnas.conf").joinpath("budget", f"{conf}.yaml")))
-        return cls.from_dict({**read_yaml(path, "budget file"), **overrides})
 
 
 @dataclass

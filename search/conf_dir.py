@@ -9,9 +9,6 @@ from __future__ import annotations
 import importlib.resources
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from boolnas.space.records import read_yaml
 
 CONF_DIR = str(importlib.resources.files("boolnas.conf"))
 
@@ -35,8 +32,3 @@ def check_group_choices(argv: Sequence[str], conf_dir: str | Path, groups: Seque
 def group_choices(conf_dir: str | Path, group: str) -> list[str]:
     """The values of config group ``group``: the names of conf/<group>/*.yaml, sorted."""
     return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
-
-
-def shipped(group: str, option: str) -> dict[str, Any]:
-    """The values of the shipped conf/<group>/<option>.yaml (where a record made in code starts)."""
-    return dict(read_yaml(Path(CONF_DIR, group, f"{option}.yaml"), f"{group} file"))

@@ -12,14 +12,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from boolnas.evaluators.accuracy import load_model
 from boolnas.evaluators.data import DataConfig, check_dataset
 from boolnas.evaluators.energy import HardwareProfile
 from boolnas.evaluators.training import Budget
 from boolnas.search.conf_dir import check_group_choices as _check_group_choices
-from boolnas.search.conf_dir import shipped
 from boolnas.search.fingerprint import check_allow_changed
 from boolnas.search.proposals import ProposerConfig
 from boolnas.search.rungs import SchedulerConfig
@@ -28,6 +27,7 @@ from boolnas.search.trial_record import Attr
 from boolnas.space import PRESETS, Genotype, Task, get_preset
 from boolnas.space.arch_io import load_arch
 from boolnas.space.fields import BOOL, INTEGER, NUMBER, Check, check_fields, field_value, options_of
+from boolnas.space.records import FromConf, shipped_conf
 from boolnas.space.sampling import SearchSpace
 
 # objective name -> (direction, metric key in a trial's record: search/trial_record.py)
@@ -45,12 +45,14 @@ STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
-class SamplerConfig:
+class SamplerConfig(FromConf):
     """Which Optuna sampler, and its options (seeded by the search's ``seed``). Every value comes
     from conf/sampler/*.yaml (samplers made in code start from one: :meth:`from_conf`); options a
     file leaves out because its sampler does not use them are those of conf/sampler/tpe.yaml (the
     search's default). ``population_size`` keeps a default: tpe.yaml leaves it out (only nsga2.yaml
     and nsga3.yaml set it), so a sampler that does not use it carries the value it always had."""
+
+    CONF_GROUP: ClassVar[str] = "sampler"
 
     name: str
     n_startup_trials: int
@@ -59,7 +61,7 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SamplerConfig:
-        out = cls(**{**shipped("sampler", "tpe"), **options_of(cls, data, "sampler")})
+        out = cls(**{**shipped_conf("sampler", "tpe"), **options_of(cls, data, "sampler")})
         check_fields(out, "sampler", name=SAMPLERS, n_startup_trials=Check(INTEGER, 0, expected="an integer >= 0"),
                      population_size=Check(INTEGER, 2))
         if out.name == "gp":
@@ -69,14 +71,9 @@ class SamplerConfig:
                 raise ValueError("sampler=gp needs scipy: pip install scipy, or pick another sampler") from None
         return out
 
-    @classmethod
-    def from_conf(cls, conf: str, /, **overrides: Any) -> SamplerConfig:
-        """The shipped conf/sampler/<conf>.yaml with ``overrides`` (a sampler made in code)."""
-        return cls.from_dict({**shipped("sampler", conf), **overrides})
-
 
 @dataclass(frozen=True)
-class StorageConfig:
+class StorageConfig(FromConf):
     """Where the study lives (search/storage.py) and how dead workers are detected.
 
     ``heartbeat_interval`` (seconds, RDB storages: sqlite, postgres): a running trial records a
@@ -88,6 +85,8 @@ class StorageConfig:
     commands' default).
     """
 
+    CONF_GROUP: ClassVar[str] = "storage"
+
     kind: str
     url: str | None
     heartbeat_interval: int
@@ -96,7 +95,7 @@ class StorageConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StorageConfig:
-        data = {**shipped("storage", "sqlite"), **options_of(cls, data, "storage")}
+        data = {**shipped_conf("storage", "sqlite"), **options_of(cls, data, "storage")}
         url = data["url"]
         if url is not None and not isinstance(url, str):
             raise ValueError(f"storage.url must be a string, got {type(url).__name__}")
@@ -110,11 +109,6 @@ class StorageConfig:
         if out.kind == "postgres":
             resolve_url(out, Path("."))  # a missing or non-PostgreSQL URL fails here, before any trial
         return out
-
-    @classmethod
-    def from_conf(cls, conf: str, /, **overrides: Any) -> StorageConfig:
-        """The shipped conf/storage/<conf>.yaml with ``overrides`` (a storage made in code)."""
-        return cls.from_dict({**shipped("storage", conf), **overrides})
 
 
 @dataclass(frozen=True)

@@ -26,17 +26,17 @@ import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from boolnas.search.conf_dir import shipped
 from boolnas.search.pareto import front
 from boolnas.search.trial_record import Attr, feasible_points, is_feasible
 from boolnas.space import Genotype
 from boolnas.space.fields import INTEGER, NUMBER, Check, check_fields, options_of
+from boolnas.space.records import FromConf, shipped_conf
 from boolnas.space.sampling import SearchSpace, sample
 
 PROPOSERS = ("none", "ehvi")
@@ -44,11 +44,13 @@ PROPOSED = Attr.PROPOSED  # user attr of a proposed trial: its expected hypervol
 
 
 @dataclass(frozen=True)
-class ProposerConfig:
+class ProposerConfig(FromConf):
     """What proposes new candidates besides the sampler. Every value comes from conf/proposer/*.yaml
     (proposers made in code start from one: :meth:`from_conf`); options a mapping leaves out, and
     the whole group for a study recorded before it existed, are those of conf/proposer/none.yaml
     (the sampler alone)."""
+
+    CONF_GROUP: ClassVar[str] = "proposer"
 
     name: str
     candidates: int  # random genotypes costed per proposal
@@ -58,15 +60,10 @@ class ProposerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProposerConfig:
-        out = cls(**{**shipped("proposer", "none"), **options_of(cls, data, "proposer")})
+        out = cls(**{**shipped_conf("proposer", "none"), **options_of(cls, data, "proposer")})
         check_fields(out, "proposer", name=PROPOSERS, candidates=Check(INTEGER, 1, expected="an integer >= 1"),
                      startup=Check(INTEGER, 2), explore=Check(NUMBER, 0.0, 1.0), ridge=Check(NUMBER, 1e-9, math.inf))
         return out
-
-    @classmethod
-    def from_conf(cls, conf: str, /, **overrides: Any) -> ProposerConfig:
-        """The shipped conf/proposer/<conf>.yaml with ``overrides`` (a proposer made in code)."""
-        return cls.from_dict({**shipped("proposer", conf), **overrides})
 
     @property
     def active(self) -> bool:

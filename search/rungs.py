@@ -31,29 +31,31 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from boolnas.evaluators.training import Budget
-from boolnas.search.conf_dir import shipped
 from boolnas.search.promotion import next_promotion
 from boolnas.search.trial_record import Attr, is_feasible
 from boolnas.space.fields import INTEGER, NUMBER, Check, check_fields, is_number, one_of, options_of
+from boolnas.space.records import FromConf, shipped_conf
 
 SCHEDULERS = ("none", "asha")
 RANK_SIGNALS = ("accuracy", "loss_sum")  # what promotion ranks a rung's candidates by (with energy)
 
 
 @dataclass(frozen=True)
-class SchedulerConfig:
+class SchedulerConfig(FromConf):
     """How training budget is spent across candidates. Every value comes from conf/scheduler/*.yaml
     (schedulers made in code start from one: :meth:`from_conf`); options a mapping leaves out, and
     the whole group for a study recorded before it existed, are those of conf/scheduler/none.yaml
     (one budget for all). ``rank_by`` keeps a default: none.yaml leaves it out (it is unused without
     asha) and studies recorded before it existed ranked by accuracy, so their settings stay as they were.
     """
+
+    CONF_GROUP: ClassVar[str] = "scheduler"
 
     name: str
     rungs: tuple[float, ...]  # training images per rung, x budget.train_subset
@@ -63,7 +65,7 @@ class SchedulerConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SchedulerConfig:
-        data = {**shipped("scheduler", "none"), **options_of(cls, data, "scheduler")}
+        data = {**shipped_conf("scheduler", "none"), **options_of(cls, data, "scheduler")}
         rungs = data["rungs"]
         if isinstance(rungs, (str, bytes)) or not isinstance(rungs, Sequence) or not rungs:
             raise ValueError(f"scheduler.rungs must be a non-empty list of budget multipliers, got {rungs!r}")
@@ -75,11 +77,6 @@ class SchedulerConfig:
             raise ValueError(f"scheduler.rungs must be positive, increasing budget multipliers, got {list(out.rungs)}")
         check_fields(out, "scheduler", eta=Check(INTEGER, 2), min_tau=Check(NUMBER, -1, 1), rank_by=RANK_SIGNALS)
         return out
-
-    @classmethod
-    def from_conf(cls, conf: str, /, **overrides: Any) -> SchedulerConfig:
-        """The shipped conf/scheduler/<conf>.yaml with ``overrides`` (a scheduler made in code)."""
-        return cls.from_dict({**shipped("scheduler", conf), **overrides})
 
     @property
     def active(self) -> bool:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import MISSING, fields
+from importlib.resources import files
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
 from boolnas.space.fields import refuse_unknown
 
 T = TypeVar("T")
+R = TypeVar("R", bound="FromConf")
 MAX_YAML_BYTES = 1 << 20  # a config file is a few KiB; a larger one is the wrong file
 
 
@@ -31,6 +33,31 @@ def record_from_mapping(cls: type[T], data: Any, label: str, error: type[ValueEr
     if missing:
         raise error(f"{label} lacks field(s) {missing}; every one needs a value")
     return cls(**dict(data))
+
+
+def shipped_conf(group: str, option: str) -> dict[str, Any]:
+    """The values of the shipped conf/<group>/<option>.yaml: where a record made in code starts,
+    so conf/ stays the one source of defaults. conf/ ships as package data (``boolnas.conf``), found
+    the same way in a checkout and in a wheel."""
+    path = Path(str(files("boolnas.conf").joinpath(group, f"{option}.yaml")))
+    return dict(read_yaml(path, f"{group} file"))
+
+
+class FromConf:
+    """A config record whose values live in conf/<CONF_GROUP>/*.yaml. A record made in code starts
+    from one of those files (``Budget.from_conf("tiny", epochs=2)``), so conf/ stays the one source
+    of its defaults; ``from_dict`` (the subclass's) validates the result."""
+
+    CONF_GROUP: ClassVar[str]
+
+    @classmethod
+    def from_dict(cls: type[R], data: Any) -> R:
+        raise NotImplementedError(f"{cls.__name__} must define from_dict, the check of its fields")
+
+    @classmethod
+    def from_conf(cls: type[R], conf: str, /, **overrides: Any) -> R:
+        """The shipped conf/<CONF_GROUP>/<conf>.yaml with ``overrides``."""
+        return cls.from_dict({**shipped_conf(cls.CONF_GROUP, conf), **overrides})
 
 
 def read_yaml(path: str | Path, what: str, error: type[ValueError] = ValueError,

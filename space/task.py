@@ -4,28 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from boolnas.space.fields import EXPECTED, INTEGER, NUMBER, field_value
-from boolnas.space.records import record_from_mapping
+from boolnas.space.records import FromConf, record_from_mapping
 
 STEM_STYLES = ("imagenet", "small")
 
 
 @dataclass(frozen=True)
-class Task:
+class Task(FromConf):
     """Input size and channels, number of classes, a width multiplier and the stem style.
 
     ``imagenet``: 7x7/2 conv + 3x3/2 max-pool (224 -> 56). ``small``: 3x3/1 conv, no pool,
     for 28x28 and 32x32 inputs. ``width_mult`` multiplies the genotype's own width (the proxy
     task uses it to shrink networks for cheap training; the target task keeps 1.0).
+
+    Every field is required: the named tasks are conf/task/*.yaml (:meth:`from_conf`).
     """
 
-    input_size: int = 224
-    in_channels: int = 3
-    num_classes: int = 1000
-    width_mult: float = 1.0
-    stem: str = "imagenet"
+    CONF_GROUP: ClassVar[str] = "task"
+
+    input_size: int
+    in_channels: int
+    num_classes: int
+    width_mult: float
+    stem: str
 
     def __post_init__(self) -> None:
         for name in ("input_size", "in_channels", "num_classes", "width_mult"):
@@ -48,6 +52,6 @@ class Task:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-IMAGENET = Task(input_size=224, in_channels=3, num_classes=1000, width_mult=1.0, stem="imagenet")
-CIFAR = Task(input_size=32, in_channels=3, num_classes=10, width_mult=1.0, stem="small")
-FASHION_MNIST = Task(input_size=28, in_channels=1, num_classes=10, width_mult=1.0, stem="small")
+IMAGENET = Task.from_conf("imagenet")  # the paper's target task, where energy is costed
+CIFAR = Task.from_conf("cifar10")
+FASHION_MNIST = Task.from_conf("fashion_mnist")

@@ -55,6 +55,7 @@ FROM_CONF: dict[str, Callable[[str], Any]] = {
     "storage": StorageConfig.from_conf,
     "data": DataConfig.from_conf,
     "budget": Budget.from_conf,
+    "task": Task.from_conf,
 }
 # what an option needs from outside to validate: overrides (``{tmp}``: a temporary folder)
 NEEDS = {("data", "imagefolder"): ("data.root={tmp}",)}

@@ -108,8 +108,11 @@ def test_mixed_design_transitions_are_planned() -> None:
 
 def test_task_validation_names_the_field() -> None:
     with pytest.raises(ValueError, match="'stem'"):
-        Task(stem="tiny")
+        Task.from_conf("imagenet", stem="tiny")
     with pytest.raises(ValueError, match="'num_classes'"):
-        Task(num_classes=0)
+        Task.from_conf("imagenet", num_classes=0)
     with pytest.raises(ValueError, match="unknown task field"):
         Task.from_dict({"size": 3})
+    partial = {k: v for k, v in IMAGENET.to_dict().items() if k != "width_mult"}
+    with pytest.raises(ValueError, match=r"lacks field\(s\) \['width_mult'\]"):  # conf/ holds the defaults, not Task
+        Task.from_dict(partial)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from boolnas.space.fields import INTEGER, field_value, is_number, one_of
-from boolnas.space.records import read_yaml, record_from_mapping
+from boolnas.space.records import FromConf, record_from_mapping
 
 DATASETS = ("fashion_mnist", "cifar10", "synthetic", "imagefolder")
 
@@ -20,7 +19,7 @@ class DatasetError(ValueError):
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(FromConf):
     """Which dataset, where, and how the validation (and test) splits are carved.
 
     ``input_size`` / ``channels``: the generated images of ``synthetic``; for ``imagefolder`` the
@@ -36,6 +35,8 @@ class DataConfig:
     imagefolder.yaml neither ``num_train`` nor ``num_classes``, synthetic.yaml no ``mean`` / ``std``),
     so the settings a study records stay as they were.
     """
+
+    CONF_GROUP: ClassVar[str] = "data"
 
     name: str
     root: str | None  # None: the dataset's default location
@@ -70,12 +71,6 @@ class DataConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataConfig:
         return record_from_mapping(cls, data, "data", DatasetError)
-
-    @classmethod
-    def from_conf(cls, conf: str, /, **overrides: Any) -> DataConfig:
-        """The shipped conf/data/<conf>.yaml with ``overrides`` (a data set chosen in code)."""
-        path = Path(str(files("boolnas.conf").joinpath("data", f"{conf}.yaml")))
-        return cls.from_dict({**read_yaml(path, "data file"), **overrides})
 
 
 def _statistic(name: str, value: Any) -> tuple[float, ...] | None:
