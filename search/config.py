@@ -8,6 +8,7 @@ value fails with a message naming it and exit code 2 instead of crashing trial 0
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -267,7 +268,7 @@ def _teacher_loads(budget: Budget) -> Budget:
 
 
 def _positive_or_none(name: str, value: Any) -> float | None:
-    value = field_value(value, name, NUMBER, low=0, low_open=True, optional=True, allow_nan=True,
+    value = field_value(value, name, NUMBER, low=0, low_open=True, high=math.inf, high_open=True, optional=True,
                         expected="a positive number or null")
     return None if value is None else float(value)
 

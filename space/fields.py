@@ -46,11 +46,9 @@ _WORDS = {BOOL: "true or false", STRING: "a string", PATH: "a path"}  # what a k
 
 
 def within(value: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-           high_open: bool = False, allow_nan: bool = False) -> bool:
+           high_open: bool = False) -> bool:
     """``low <= value <= high`` (``<`` where open; a missing bound is no bound). NaN is outside
-    every bound unless ``allow_nan``."""
-    if allow_nan and isinstance(value, float) and math.isnan(value):
-        return True
+    every bound."""
     if low is not None and not (value > low if low_open else value >= low):
         return False
     return high is None or (value < high if high_open else value <= high)
@@ -74,7 +72,7 @@ def expectation(kind: str, low: float | None = None, high: float | None = None, 
 
 
 def field_value(value: Any, label: str, kind: str, *, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False, optional: bool = False, allow_nan: bool = False,
+                low_open: bool = False, high_open: bool = False, optional: bool = False,
                 expected: str | None = None, template: str = MUST, error: type[ValueError] = ValueError) -> Any:
     """``value`` when it is of ``kind`` (:data:`INTEGER`, :data:`NUMBER`, :data:`BOOL`,
     :data:`STRING`, :data:`PATH`) within the bounds (see :func:`within`), or None when ``optional``; else
@@ -83,7 +81,7 @@ def field_value(value: Any, label: str, kind: str, *, low: float | None = None, 
     if optional and value is None:
         return None
     if _KINDS[kind](value) and (kind not in (INTEGER, NUMBER) or within(
-            value, low, high, low_open=low_open, high_open=high_open, allow_nan=allow_nan)):
+            value, low, high, low_open=low_open, high_open=high_open)):
         return value
     if expected is None:
         expected = expectation(kind, low, high, low_open=low_open, high_open=high_open)

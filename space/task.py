@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
@@ -34,7 +35,7 @@ class Task(FromConf):
     def __post_init__(self) -> None:
         for name in ("input_size", "in_channels", "num_classes", "width_mult"):
             field_value(getattr(self, name), f"task field '{name}'", NUMBER if name == "width_mult" else INTEGER,
-                        low=0, low_open=True, allow_nan=True, template=EXPECTED)
+                        low=0, low_open=True, high=math.inf, high_open=True, template=EXPECTED)
         object.__setattr__(self, "width_mult", float(self.width_mult))
         if self.stem not in STEM_STYLES:
             raise ValueError(f"task field 'stem': {self.stem!r} is not allowed; allowed values: {list(STEM_STYLES)}")
