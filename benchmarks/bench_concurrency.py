@@ -22,6 +22,8 @@ Two parts, every figure measured in this one run, side by side:
 
     .venv/bin/python benchmarks/bench_concurrency.py                 # about 25 min on 2 cores
     .venv/bin/python benchmarks/bench_concurrency.py --skip-search   # part 1 only, about 5 min
+    .venv/bin/python benchmarks/bench_concurrency.py --skip-trainings --before-rev f4a0953^
+        # part 2 against the old code itself (the commit before the thread budgets), not a reproduction
 
 Run it on an otherwise idle machine. The last line of stdout is one JSON object.
 ``--quick`` (synthetic data, the tiny budget, 2 search trials) is the smoke run of the tests.
@@ -45,6 +47,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 import _checkout  # noqa: E402, F401  (boolnas from this checkout where it is not installed)
+from _revision import add_worktree, command, remove_worktree  # noqa: E402
 
 from boolnas.evaluators.cpus import usable_cpus  # noqa: E402
 
@@ -119,39 +122,62 @@ def part_search(args: argparse.Namespace, registry: Path) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
     base["BOOLNAS_TRAINER_REGISTRY"] = str(registry)
     cpus = usable_cpus()
-    seeds: list[str] = []
-    if args.search_mode == "fixed":
-        seeds = fixed_candidates(args.search_trials, Path(tempfile.mkdtemp(prefix="bench-concurrency-archs-")))
-    runs = {"before": ([f"budget.num_threads={cpus}", "workers=1"], {**base, **OLD_SPIN}),
-            "after": (["workers=auto"], base)}
+    archs = Path(tempfile.mkdtemp(prefix="bench-concurrency-archs-"))
+    seeds = fixed_candidates(args.search_trials, archs) if args.search_mode == "fixed" else []
     out: dict[str, Any] = {"trials": args.search_trials}
-    for name, (extra, env) in runs.items():
-        results = Path(tempfile.mkdtemp(prefix=f"bench-concurrency-{name}-"))
-        cmd = [str(BIN / "boolnas-search"), "study=bench", f"results_dir={results}", f"n_trials={args.search_trials}",
-               "progress=false", *extra]
-        if seeds:
-            cmd.append(f"seed_presets=[{','.join(seeds)}]")
-        if args.quick:
-            cmd += ["data=synthetic", "budget=tiny"]
-        log(f"search {name}: {' '.join(cmd[1:])}")
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode:
-            raise RuntimeError(f"search {name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-        with (results / "bench" / "trials.csv").open() as fh:
-            trials = [r for r in csv.DictReader(fh) if r["state"] == "COMPLETE"]
-        shutil.rmtree(results, ignore_errors=True)
-        train_s = sum(float(r["train_time_s"] or 0) for r in trials)
-        out[name] = {"wall_s": wall, "trials_per_hour": args.search_trials * 3600 / wall, "train_s_sum": train_s,
-                     "keys": sorted(r["key"] for r in trials)}
-        log(f"search {name}: {args.search_trials} trials in {wall:.0f} s ({out[name]['trials_per_hour']:.0f} per "
-            f"hour; {train_s:.0f} s of training summed over the trials)")
+    old_tree = None
+    if args.before_rev:  # the old code itself, with its own defaults (one worker on every CPU)
+        old_tree = add_worktree(args.before_rev, Path(tempfile.mkdtemp(prefix="bench-concurrency-old-")) / "tree")
+        out["before_rev"] = subprocess.run(["git", "-C", str(old_tree), "rev-parse", "HEAD"], capture_output=True,
+                                           text=True, check=True).stdout.strip()
+        runs = {"before": ([], base), "after": (["workers=auto"], base)}
+    else:  # the old behaviour reproduced with this code's settings
+        runs = {"before": ([f"budget.num_threads={cpus}", "workers=1"], {**base, **OLD_SPIN}),
+                "after": (["workers=auto"], base)}
+    try:
+        for name, (extra, env) in runs.items():
+            _time_search(args, name, extra, env, seeds, old_tree if name == "before" else None, out)
+    finally:
+        shutil.rmtree(archs, ignore_errors=True)
+        if old_tree is not None:
+            remove_worktree(old_tree)
+            shutil.rmtree(old_tree.parent, ignore_errors=True)
     out["mode"] = args.search_mode
     out["same_candidates"] = out["after"].pop("keys") == out["before"].pop("keys")
     out["wall_ratio"] = out["after"]["wall_s"] / out["before"]["wall_s"]
     out["meets"] = out["wall_ratio"] <= 0.75
     return out
+
+
+def _time_search(args: argparse.Namespace, name: str, extra: list[str], env: dict[str, str], seeds: list[str],
+                 tree: Path | None, out: dict[str, Any]) -> None:
+    """One default search, timed; ``tree``: run that checkout's code instead of this one's."""
+    results = Path(tempfile.mkdtemp(prefix=f"bench-concurrency-{name}-"))
+    search_args = ["study=bench", f"results_dir={results}", f"n_trials={args.search_trials}", "progress=false",
+                   *extra]
+    if seeds:
+        search_args.append(f"seed_presets=[{','.join(seeds)}]")
+    if args.quick:
+        search_args += ["data=synthetic", "budget=tiny"]
+    if tree is None:
+        cmd = [str(BIN / "boolnas-search"), *search_args]
+    else:
+        cmd = command(tree, "boolnas-search", search_args)
+    log(f"search {name} ({'this checkout' if tree is None else f'the code of {tree}'}): boolnas-search "
+        f"{' '.join(search_args)}")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=tempfile.gettempdir(), env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"search {name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    with (results / "bench" / "trials.csv").open() as fh:
+        trials = [r for r in csv.DictReader(fh) if r["state"] == "COMPLETE"]
+    shutil.rmtree(results, ignore_errors=True)
+    train_s = sum(float(r["train_time_s"] or 0) for r in trials)
+    out[name] = {"wall_s": wall, "trials_per_hour": args.search_trials * 3600 / wall, "train_s_sum": train_s,
+                 "keys": sorted(r["key"] for r in trials)}
+    log(f"search {name}: {args.search_trials} trials in {wall:.0f} s ({out[name]['trials_per_hour']:.0f} per "
+        f"hour; {train_s:.0f} s of training summed over the trials)")
 
 
 def fixed_candidates(n: int, folder: Path) -> list[str]:
@@ -187,6 +213,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--skip-trainings", action="store_true", help="part 2 only")
     ap.add_argument("--search-mode", choices=["fixed", "tpe"], default="fixed",
                     help="fixed: both searches train the same enqueued candidates; tpe: the default TPE draws")
+    ap.add_argument("--before-rev", help="git revision whose own default search is 'before' (e.g. f4a0953^, the "
+                    "code before the thread budgets); default: the old behaviour reproduced with this code")
     ap.add_argument("--quick", action="store_true", help="smoke run: synthetic data, tiny budget, 2 search trials")
     args = ap.parse_args(argv)
     if args.quick:

@@ -8,9 +8,9 @@ code: ``boolnas-plan``, ``-energy`` (every format, another task and another prof
 one study made once, every ``--help``, and bad inputs. It compares exit codes, stdout, stderr and
 every file written, and prints the differences (exit 1 if any).
 
-Each version runs from its own tree, whatever is installed: the launcher maps the ``boolnas``
-namespace onto that tree (as benchmarks/_checkout.py does) and takes the command's entry point from
-that tree's pyproject.toml. What differs between two runs of the same code is masked, and only that:
+Each version runs from its own tree, whatever is installed (benchmarks/_revision.py: the launcher
+maps the ``boolnas`` namespace onto that tree and takes the command's entry point from that tree's
+pyproject.toml). What differs between two runs of the same code is masked, and only that:
 wall times and throughputs (keys ending in ``_s``, ``_per_s``; "in 1.2 s" in log lines), the
 study's own trial durations in the report, plotly's random div ids, and in TorchScript archives the
 debug tables (they name the source files, whose paths differ between the trees) and the random
@@ -36,25 +36,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
-
 REPO = Path(__file__).resolve().parents[1]
-
-# Runs one console script of the tree in argv[1] (module:function from its pyproject.toml) with
-# that tree's code, whatever boolnas the interpreter has installed (editable finders are dropped).
-LAUNCHER = """
-import importlib, sys, types
-tree, target, name = sys.argv[1], sys.argv[2], sys.argv[3]
-sys.argv = [name, *sys.argv[4:]]
-sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in (getattr(f, "__module__", "") or "")]
-sys.path_hooks[:] = [h for h in sys.path_hooks if "__editable__" not in (getattr(h, "__module__", "") or "")]
-sys.path_importer_cache.clear()
-namespace = types.ModuleType("boolnas")
-namespace.__path__ = [tree]
-sys.modules["boolnas"] = namespace
-module, function = target.split(":")
-sys.exit(getattr(importlib.import_module(module), function)())
-"""
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _revision import add_worktree, command, remove_worktree  # noqa: E402
 
 # Values that differ between two runs of the same code (timings); everything else must be equal.
 MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -81,8 +65,8 @@ class Case:
 
 def cases(presets: list[str]) -> list[Case]:
     out: list[Case] = []
-    for command in ("plan", "energy", "train", "search", "report", "export"):
-        out.append(Case(f"{command}-help", f"boolnas-{command}", ("--help",)))
+    for cli in ("plan", "energy", "train", "search", "report", "export"):
+        out.append(Case(f"{cli}-help", f"boolnas-{cli}", ("--help",)))
     out += [Case("plan-table", "boolnas-plan", ("arch=all",)),
             Case("plan-json", "boolnas-plan", ("arch=all", "format=json"))]
     out += [Case(f"plan-{p}", "boolnas-plan", (f"arch={p}", "task=fashion_mnist")) for p in presets]
@@ -107,16 +91,11 @@ def cases(presets: list[str]) -> list[Case]:
     return out
 
 
-def entry_points(tree: Path) -> dict[str, str]:
-    return tomllib.loads((tree / "pyproject.toml").read_text())["project"]["scripts"]
-
-
 def run(tree: Path, case: Case, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
     env.pop("PYTHONPATH", None)
-    target = entry_points(tree)[case.command]
-    return subprocess.run([sys.executable, "-c", LAUNCHER, str(tree), target, case.command, *case.args], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=1800)
+    return subprocess.run(command(tree, case.command, case.args), cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=1800)
 
 
 def masked(text: str) -> str:
@@ -183,15 +162,8 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="boolnas-parity-")) if args.keep is None else args.keep
     base_tree = work / "base-tree"
-    if not base_tree.exists():
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(base_tree), args.base], check=True,
-                       capture_output=True)
-    head_tree = REPO
-    if args.head:
-        head_tree = work / "head-tree"
-        if not head_tree.exists():
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(head_tree), args.head],
-                           check=True, capture_output=True)
+    add_worktree(args.base, base_tree)
+    head_tree = REPO if not args.head else add_worktree(args.head, work / "head-tree")
     try:
         from boolnas.space import PRESETS  # the installed code: only the preset names
 
@@ -219,8 +191,7 @@ def main() -> int:
     finally:
         if args.keep is None:
             for tree in {base_tree, head_tree} - {REPO}:
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
-                               capture_output=True)
+                remove_worktree(tree)
             shutil.rmtree(work, ignore_errors=True)
 
 
